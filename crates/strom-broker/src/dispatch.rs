@@ -1,0 +1,105 @@
+//! Routes a request to its handler: version check, bounded decode, encode.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use strom_protocol::apis;
+use strom_protocol::header::{encode_response_header, response_header_version, RequestHeader};
+use strom_protocol::messages::{ApiVersion, DecodeLimits, KafkaDecode, KafkaEncode};
+
+use crate::handlers;
+use crate::state::State;
+
+/// What the connection does after a request.
+pub enum Outcome {
+    /// Send this whole frame (length prefix included).
+    Respond(Bytes),
+    /// `acks=0` produce: Kafka sends nothing back.
+    NoResponse,
+    /// Close the connection (undecodable or unsupported request), as Kafka does.
+    Close(String),
+}
+
+/// The request being served: header facts handlers need.
+pub struct Request<'a> {
+    pub header: &'a RequestHeader,
+    pub version: i16,
+}
+
+impl Request<'_> {
+    /// Decodes the body with limits derived from `socket.request.max.bytes`.
+    pub fn decode<T: KafkaDecode>(&self, state: &State, body: Bytes) -> Result<T, String> {
+        let mut limits = DecodeLimits::default();
+        limits.max_frame_bytes = state.config.socket_request_max_bytes;
+        limits.max_bytes_bytes = state.config.socket_request_max_bytes;
+        T::decode_from_bytes(body, ApiVersion::new(self.version), limits).map_err(|e| e.to_string())
+    }
+
+    /// Encodes a response frame: size, header, body.
+    pub fn respond<T: KafkaEncode>(&self, response: &T) -> Outcome {
+        encode_response(self.header, self.version, response)
+    }
+}
+
+/// Encodes `response` as a whole frame for `header`.
+pub fn encode_response<T: KafkaEncode>(
+    header: &RequestHeader,
+    version: i16,
+    response: &T,
+) -> Outcome {
+    let mut out = BytesMut::with_capacity(64);
+    out.put_i32(0);
+    encode_response_header(
+        &mut out,
+        header.correlation_id,
+        response_header_version(header.api_key, version),
+    );
+    if let Err(e) = response.encode_into(&mut out, ApiVersion::new(version)) {
+        // Our own response did not fit its schema: a bug, not the client's fault.
+        return Outcome::Close(format!("failed to encode response: {e}"));
+    }
+    let len = (out.len() - 4) as i32;
+    out[..4].copy_from_slice(&len.to_be_bytes());
+    Outcome::Respond(out.freeze())
+}
+
+/// Handles one request.
+pub async fn dispatch(state: &State, header: &RequestHeader, body: Bytes) -> Outcome {
+    let supported = apis::advertised(header.api_key)
+        .is_some_and(|r| (r.min_version..=r.max_version).contains(&header.api_version));
+    if !supported {
+        if header.api_key == apis::API_VERSIONS {
+            // KIP-511: a too-new ApiVersions gets a v0 answer saying so, with our table.
+            return handlers::api_versions::unsupported_version(header);
+        }
+        return Outcome::Close(format!(
+            "unsupported API key {} version {}",
+            header.api_key, header.api_version
+        ));
+    }
+    let request = Request {
+        header,
+        version: header.api_version,
+    };
+    let result = match header.api_key {
+        apis::API_VERSIONS => handlers::api_versions::handle(state, &request, body),
+        apis::METADATA => handlers::metadata::handle(state, &request, body),
+        apis::PRODUCE => handlers::produce::handle(state, &request, body).await,
+        apis::FETCH => handlers::fetch::handle(state, &request, body).await,
+        apis::LIST_OFFSETS => handlers::list_offsets::handle(state, &request, body),
+        apis::CREATE_TOPICS => handlers::create_topics::handle(state, &request, body),
+        apis::DELETE_TOPICS => handlers::delete_topics::handle(state, &request, body),
+        apis::CREATE_PARTITIONS => handlers::create_partitions::handle(state, &request, body),
+        apis::DELETE_RECORDS => handlers::delete_records::handle(state, &request, body),
+        apis::INIT_PRODUCER_ID => handlers::init_producer_id::handle(state, &request, body),
+        apis::OFFSET_FOR_LEADER_EPOCH => {
+            handlers::offset_for_leader_epoch::handle(state, &request, body)
+        }
+        apis::DESCRIBE_CONFIGS => handlers::describe_configs::handle(state, &request, body),
+        apis::ALTER_CONFIGS => handlers::alter_configs::handle(state, &request, body),
+        apis::INCREMENTAL_ALTER_CONFIGS => {
+            handlers::alter_configs::handle_incremental(state, &request, body)
+        }
+        apis::DESCRIBE_CLUSTER => handlers::describe_cluster::handle(state, &request, body),
+        other => Err(format!("no handler for advertised API {other}")),
+    };
+    result.unwrap_or_else(|reason| Outcome::Close(format!("invalid request: {reason}")))
+}

@@ -1,0 +1,18 @@
+//! Mapping of internal errors to Kafka error codes, in one place.
+
+use strom_controller::ControllerError;
+use strom_protocol::ErrorCode;
+
+/// The Kafka error code and message for a controller error.
+pub fn controller_error_code(e: &ControllerError) -> ErrorCode {
+    match e {
+        ControllerError::TopicAlreadyExists(_) => ErrorCode::TopicAlreadyExists,
+        ControllerError::UnknownTopic(_) => ErrorCode::UnknownTopicOrPartition,
+        ControllerError::UnknownTopicId(_) => ErrorCode::UnknownTopicId,
+        ControllerError::InvalidTopic(_) => ErrorCode::InvalidTopicException,
+        ControllerError::InvalidPartitions(_) => ErrorCode::InvalidPartitions,
+        ControllerError::InvalidReplicationFactor(_) => ErrorCode::InvalidReplicationFactor,
+        ControllerError::InvalidRequest(_) => ErrorCode::InvalidRequest,
+        ControllerError::Io(_) | ControllerError::Corrupt { .. } => ErrorCode::KafkaStorageError,
+    }
+}

@@ -1,0 +1,28 @@
+//! One Kafka API per file. Each handler decodes its request, calls the
+//! partition, replica manager or controller, maps errors to Kafka codes, and
+//! encodes the response. A handler returns `Err` only for a request that cannot
+//! be decoded, which closes the connection.
+
+pub mod alter_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_configs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+mod errors;
+
+pub use errors::controller_error_code;
+
+use crate::dispatch::Outcome;
+
+/// What every handler returns.
+pub type HandlerResult = Result<Outcome, String>;

@@ -1,0 +1,103 @@
+//! The APIs and versions Strom advertises in ApiVersions, and version facts
+//! (flexible or not) for every API Kafka defines.
+//!
+//! The advertised table is the contract with clients: an API appears here only
+//! when its handler implements Kafka's semantics at every listed version.
+
+use kafka_wire::API_DESCRIPTORS;
+
+pub const PRODUCE: i16 = 0;
+pub const FETCH: i16 = 1;
+pub const LIST_OFFSETS: i16 = 2;
+pub const METADATA: i16 = 3;
+pub const API_VERSIONS: i16 = 18;
+pub const CREATE_TOPICS: i16 = 19;
+pub const DELETE_TOPICS: i16 = 20;
+pub const DELETE_RECORDS: i16 = 21;
+pub const INIT_PRODUCER_ID: i16 = 22;
+pub const OFFSET_FOR_LEADER_EPOCH: i16 = 23;
+pub const DESCRIBE_CONFIGS: i16 = 32;
+pub const ALTER_CONFIGS: i16 = 33;
+pub const CREATE_PARTITIONS: i16 = 37;
+pub const INCREMENTAL_ALTER_CONFIGS: i16 = 44;
+pub const DESCRIBE_CLUSTER: i16 = 60;
+
+/// One row of the ApiVersions answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiRange {
+    pub api_key: i16,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+const fn r(api_key: i16, min_version: i16, max_version: i16) -> ApiRange {
+    ApiRange {
+        api_key,
+        min_version,
+        max_version,
+    }
+}
+
+/// What the broker advertises. Ranges follow Kafka 4.x minimums (Produce v3+,
+/// Fetch v4+) and stop below versions whose semantics Strom does not yet have
+/// (e.g. Produce v12 belongs to transaction version 2, KIP-890).
+pub const ADVERTISED: &[ApiRange] = &[
+    r(PRODUCE, 3, 11),
+    r(FETCH, 4, 16),
+    r(LIST_OFFSETS, 1, 8),
+    r(METADATA, 0, 12),
+    r(API_VERSIONS, 0, 4),
+    r(CREATE_TOPICS, 2, 7),
+    r(DELETE_TOPICS, 1, 6),
+    r(DELETE_RECORDS, 0, 2),
+    r(INIT_PRODUCER_ID, 0, 4),
+    r(OFFSET_FOR_LEADER_EPOCH, 2, 4),
+    r(DESCRIBE_CONFIGS, 1, 4),
+    r(ALTER_CONFIGS, 0, 2),
+    r(CREATE_PARTITIONS, 0, 3),
+    r(INCREMENTAL_ALTER_CONFIGS, 0, 1),
+    r(DESCRIBE_CLUSTER, 0, 1),
+];
+
+/// The advertised range for `api_key`, if the broker serves it.
+pub fn advertised(api_key: i16) -> Option<ApiRange> {
+    ADVERTISED.iter().copied().find(|a| a.api_key == api_key)
+}
+
+/// Whether `api_key` at `api_version` uses the flexible (tagged-field) encoding.
+/// Versions above the newest known one count as flexible when the API has a
+/// flexible range at all (flexible ranges are open-ended in Kafka).
+pub fn is_flexible(api_key: i16, api_version: i16) -> bool {
+    API_DESCRIPTORS
+        .iter()
+        .find(|d| d.api_key.value() == api_key)
+        .and_then(|d| d.flexible_versions)
+        .is_some_and(|range| api_version >= range.min().value())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_advertised_range_is_decodable_by_kafka_wire() {
+        for a in ADVERTISED {
+            let d = API_DESCRIPTORS
+                .iter()
+                .find(|d| d.api_key.value() == a.api_key)
+                .expect("kafka-wire knows every advertised API");
+            assert!(d.supported_versions.min().value() <= a.min_version, "{a:?}");
+            assert!(d.supported_versions.max().value() >= a.max_version, "{a:?}");
+        }
+    }
+
+    #[test]
+    fn flexible_versions_match_kafka() {
+        assert!(!is_flexible(METADATA, 8));
+        assert!(is_flexible(METADATA, 9));
+        assert!(is_flexible(API_VERSIONS, 3));
+        assert!(is_flexible(API_VERSIONS, 99));
+        assert!(!is_flexible(PRODUCE, 8));
+        assert!(is_flexible(FETCH, 12));
+    }
+}

@@ -1,0 +1,73 @@
+//! The partition log of Strom: segments, offset and time indexes, the
+//! leader-epoch cache, idempotent-producer state with snapshots, crash
+//! recovery, retention, DeleteRecords and truncation — laid out on disk as
+//! Kafka lays out a partition directory:
+//!
+//! ```text
+//! <data>/<topic>-<partition>/
+//!   00000000000000000000.log        record batches, byte-for-byte as produced
+//!   00000000000000000000.index      sparse offset → position
+//!   00000000000000000000.timeindex  sparse timestamp → offset
+//!   00000000000000004242.snapshot   producer state as of offset 4242
+//!   leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
+//!   recovery-point, log-start-offset
+//! ```
+//!
+//! It is synchronous and has one writer per partition ([`PartitionLog`] takes
+//! `&mut self` to change anything). The broker decides when to fsync
+//! (`flush.messages`, `flush.ms`, group commit) and calls [`PartitionLog::flush`].
+//! Segment and index file I/O goes through [`FileSystem`] so tests can inject
+//! torn writes, fsync failures and a full disk ([`FaultyFileSystem`]).
+//!
+//! Leaders append producer batches with [`PartitionLog::append`] (validation,
+//! offsets, epochs, idempotence); followers copy the leader's batches with
+//! [`PartitionLog::append_as_follower`] and cut divergent tails with
+//! [`PartitionLog::truncate_to`] after OffsetForLeaderEpoch
+//! ([`PartitionLog::epoch_end_offset`]).
+//!
+//! Not here: networking, groups, high watermark and ISR bookkeeping (the
+//! broker's), record decoding/compression (`strom-protocol`), compaction,
+//! transactions (aborted-transaction index, LSO) — later issues.
+//!
+//! ```no_run
+//! use strom_storage::{LogConfig, PartitionLog};
+//! # fn produce_request_records() -> Vec<u8> { Vec::new() }
+//! let dir = std::path::Path::new("/var/lib/strom/orders-0");
+//! let mut log = PartitionLog::open(dir, LogConfig::default(), true, 1_700_000_000_000)?;
+//! let mut records = produce_request_records(); // one or more v2 batches
+//! let info = log.append(&mut records, 0, None, 1_700_000_000_000)?;
+//! log.flush(1_700_000_000_000)?;
+//! let fetched = log.read(info.first_offset, 1 << 20, log.log_end_offset(), true)?;
+//! assert!(!fetched.records.is_empty());
+//! log.close()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod append;
+mod checkpoint;
+mod config;
+mod epoch_cache;
+mod error;
+mod fault;
+mod index;
+mod io;
+mod log;
+mod lookup;
+mod producer_state;
+mod recovery;
+mod retention;
+mod segment;
+mod snapshot;
+mod time_index;
+
+pub use config::LogConfig;
+pub use error::{AppendError, ReadError, StorageError};
+pub use fault::FaultyFileSystem;
+pub use io::{FileSystem, SegmentFile, StdFile, StdFileSystem};
+pub use log::{AppendInfo, PartitionLog, ReadResult};
+pub use producer_state::{BatchMetadata, ProducerStateEntry, MAX_CACHED_BATCHES};
+pub use retention::RetentionOutcome;
+
+#[cfg(test)]
+#[path = "../tests/common/batch.rs"]
+pub(crate) mod test_batch;
