@@ -11,7 +11,8 @@ use std::sync::{Arc, RwLock};
 use bytes::{Bytes, BytesMut};
 use strom_controller::TopicId;
 use strom_protocol::records::{
-    validate_for_append, BatchIter, Compression, RecordError, TimestampType,
+    decode_batch, validate_for_append, BatchHeader, BatchIter, Compression, RecordBatchBuilder,
+    RecordError, TimestampType,
 };
 use strom_protocol::ErrorCode;
 use strom_storage::{AppendError, PartitionLog, ReadError};
@@ -73,7 +74,10 @@ pub struct Partition {
 
 fn append_error(e: AppendError) -> PartitionError {
     match e {
-        AppendError::Corrupt(r) => PartitionError::new(ErrorCode::CorruptMessage, r.to_string()),
+        AppendError::Corrupt(r) => record_error(r),
+        e @ AppendError::RecordBatchTooLarge { .. } => {
+            PartitionError::new(ErrorCode::RecordListTooLarge, e.to_string())
+        }
         AppendError::InvalidRecord(m) => PartitionError::new(ErrorCode::InvalidRecord, m),
         e @ AppendError::OutOfOrderSequence { .. } => {
             PartitionError::new(ErrorCode::OutOfOrderSequenceNumber, e.to_string())
@@ -85,25 +89,14 @@ fn append_error(e: AppendError) -> PartitionError {
             PartitionError::new(ErrorCode::DuplicateSequenceNumber, e.to_string())
         }
         AppendError::Io(e) => PartitionError::new(ErrorCode::KafkaStorageError, e.to_string()),
+        #[allow(unreachable_patterns)]
         other => PartitionError::new(ErrorCode::UnknownServerError, other.to_string()),
     }
 }
 
+/// Kafka's code for a rejected batch is decided by the protocol crate, once.
 fn record_error(e: RecordError) -> PartitionError {
-    match e {
-        RecordError::CrcMismatch { .. }
-        | RecordError::Truncated { .. }
-        | RecordError::InvalidBatchLength(_) => {
-            PartitionError::new(ErrorCode::CorruptMessage, e.to_string())
-        }
-        RecordError::UnsupportedMagic(_) => {
-            PartitionError::new(ErrorCode::UnsupportedForMessageFormat, e.to_string())
-        }
-        RecordError::UnknownCompression(_) => {
-            PartitionError::new(ErrorCode::UnsupportedCompressionType, e.to_string())
-        }
-        other => PartitionError::new(ErrorCode::InvalidRecord, other.to_string()),
-    }
+    PartitionError::new(e.error_code(), e.to_string())
 }
 
 impl Partition {
@@ -206,15 +199,6 @@ impl Partition {
             ));
         }
         validate_for_append(&records[range]).map_err(record_error)?;
-        if header.compression().map_err(record_error)? != Compression::None
-            && config.compression_type() == "uncompressed"
-        {
-            // Re-encoding is the one case the topic config demands decompression; not yet supported.
-            return Err(PartitionError::new(
-                ErrorCode::InvalidRecord,
-                "compression.type=uncompressed topics accept only uncompressed batches",
-            ));
-        }
         if header.timestamp_type() == TimestampType::CreateTime && !config.log_append_time() {
             let before = config.timestamp_before_max_ms();
             let after = config.timestamp_after_max_ms();
@@ -237,7 +221,18 @@ impl Partition {
     pub async fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, PartitionError> {
         let config = self.config();
         self.validate(records, &config, now_ms)?;
-        let mut batch = BytesMut::from(&records[..]);
+        let mut batch = match target_compression(&config) {
+            Some(codec)
+                if BatchHeader::parse(records)
+                    .map_err(record_error)?
+                    .compression()
+                    .map_err(record_error)?
+                    != codec =>
+            {
+                recompress(records, codec, config.max_message_bytes())?
+            }
+            _ => BytesMut::from(&records[..]),
+        };
         let append_time = config.log_append_time().then_some(now_ms);
         let (info, leo, unflushed, log_start) = {
             let mut log = self.log.write().expect("log lock");
@@ -341,4 +336,50 @@ impl Partition {
             Err(ErrorCode::UnknownLeaderEpoch)
         }
     }
+}
+
+/// The codec a topic's `compression.type` demands, or `None` for `producer`
+/// (keep the producer's bytes as they are).
+fn target_compression(config: &TopicConfig) -> Option<Compression> {
+    match config.compression_type() {
+        "uncompressed" => Some(Compression::None),
+        "gzip" => Some(Compression::Gzip),
+        "snappy" => Some(Compression::Snappy),
+        "lz4" => Some(Compression::Lz4),
+        "zstd" => Some(Compression::Zstd),
+        _ => None,
+    }
+}
+
+/// Re-encodes a producer's batch with the topic's codec: the one case where
+/// the broker decompresses on the produce path, because the topic config asks
+/// for it. Producer id, epoch, sequence, transactional flag and every record's
+/// timestamp, key, value and headers are kept.
+fn recompress(
+    records: &Bytes,
+    codec: Compression,
+    max_bytes: usize,
+) -> Result<BytesMut, PartitionError> {
+    // The decompressed size is bounded like everything else a client sends.
+    let cap = max_bytes.saturating_mul(64).max(1 << 20);
+    let (header, decoded) = decode_batch(records, cap).map_err(record_error)?;
+    let mut builder = RecordBatchBuilder::new(codec)
+        .producer(
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+        )
+        .transactional(header.is_transactional());
+    for record in decoded {
+        let timestamp = record.timestamp(&header);
+        builder.push(timestamp, record.key, record.value, record.headers);
+    }
+    let batch = builder.build().map_err(record_error)?;
+    if batch.len() > max_bytes {
+        return Err(PartitionError::new(
+            ErrorCode::MessageTooLarge,
+            format!("record batch of {} bytes after recompression exceeds max.message.bytes {max_bytes}", batch.len()),
+        ));
+    }
+    Ok(batch)
 }

@@ -277,3 +277,36 @@ trait Tap: Sized {
     }
 }
 impl<T> Tap for T {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_compression_type_recompresses_what_producers_send() {
+    let broker = start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "gz", 1, &[("compression.type", "gzip")]).await;
+    create_topic(
+        &mut client,
+        "plain",
+        1,
+        &[("compression.type", "uncompressed")],
+    )
+    .await;
+    let mut zstd = RecordBatchBuilder::new(Compression::Zstd);
+    zstd.push(
+        now_ms(),
+        Some(Bytes::from("k")),
+        Some(Bytes::from("z-0")),
+        Vec::new(),
+    );
+    let zstd = zstd.build().unwrap().freeze();
+    for (topic, records, expected) in [
+        ("gz", batch(3, "g"), Compression::Gzip),
+        ("plain", zstd, Compression::None),
+    ] {
+        assert_eq!(produce(&mut client, topic, 0, records).await.0, 0);
+        let p = fetch(&mut client, topic, 0, 0, 0).await;
+        let records = p.records.unwrap();
+        let (header, _) = BatchIter::new(&records).next().unwrap().unwrap();
+        assert_eq!(header.compression().unwrap(), expected, "{topic}");
+        assert!(!values(&records).is_empty());
+    }
+}

@@ -1,24 +1,50 @@
 //! Lookups by timestamp (ListOffsets) and by leader epoch (OffsetForLeaderEpoch).
 
-use strom_protocol::records::{BatchHeader, TimestampType};
+use strom_protocol::records::{decode_records, BatchHeader, Record, TimestampType};
 
 use crate::error::StorageError;
 use crate::log::PartitionLog;
+use crate::segment::Segment;
 
-/// Where inside a batch the first record with timestamp ≥ `target` is.
-///
-/// Batch granularity for now: exact when the batch's first record already
-/// qualifies (always under LogAppendTime); otherwise the batch's base offset
-/// with its max timestamp, so a consumer seeking there misses nothing. This is
-/// the seam for record-level precision with `strom_protocol::records::decode_records`.
-fn locate_in_batch(h: &BatchHeader, target: i64) -> (i64, i64) {
-    match h.timestamp_type() {
-        TimestampType::LogAppendTime => (h.base_offset, h.max_timestamp),
-        TimestampType::CreateTime if h.base_timestamp >= target => {
-            (h.base_offset, h.base_timestamp)
-        }
-        TimestampType::CreateTime => (h.base_offset, h.max_timestamp),
+/// Cap on the decompressed size of one batch read for a timestamp lookup.
+/// Batches are bounded by `max.message.bytes` when written; this bounds what a
+/// corrupt or hostile compressed batch can make a lookup allocate.
+const MAX_LOOKUP_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The first record of the batch at `pos` whose timestamp is ≥ `target` and
+/// whose offset is ≥ `min_offset`, as `(offset, timestamp)`. Under
+/// LogAppendTime every record carries the batch's max timestamp.
+fn locate_in_batch(
+    segment: &Segment,
+    pos: u64,
+    h: &BatchHeader,
+    target: i64,
+    min_offset: i64,
+) -> Result<Option<(i64, i64)>, StorageError> {
+    if h.timestamp_type() == TimestampType::LogAppendTime || h.is_control() {
+        return Ok(
+            (h.max_timestamp >= target).then_some((h.base_offset.max(min_offset), h.max_timestamp))
+        );
     }
+    let records = batch_records(segment, pos, h)?;
+    Ok(records
+        .iter()
+        .map(|r| (r.offset(h), r.timestamp(h)))
+        .find(|(offset, ts)| *offset >= min_offset && *ts >= target))
+}
+
+/// Decodes the records of the batch at `pos`; a batch that does not decode
+/// (it passed its CRC when written, so this means a codec bug) reads as empty.
+fn batch_records(
+    segment: &Segment,
+    pos: u64,
+    h: &BatchHeader,
+) -> Result<Vec<Record>, StorageError> {
+    let (bytes, _) = segment.read_from(pos, h, h.total_len(), i64::MAX, true)?;
+    Ok(decode_records(&bytes, MAX_LOOKUP_DECOMPRESSED_BYTES).unwrap_or_else(|e| {
+        tracing::warn!(offset = h.base_offset, error = %e, "batch could not be decoded for a timestamp lookup");
+        Vec::new()
+    }))
 }
 
 impl PartitionLog {
@@ -42,8 +68,11 @@ impl PartitionLog {
             while pos < segment.size() {
                 let h = segment.header_at(pos)?;
                 if h.last_offset() >= self.log_start_offset && h.max_timestamp >= timestamp_ms {
-                    let (offset, ts) = locate_in_batch(&h, timestamp_ms);
-                    return Ok(Some((offset.max(self.log_start_offset), ts)));
+                    if let Some(found) =
+                        locate_in_batch(segment, pos, &h, timestamp_ms, self.log_start_offset)?
+                    {
+                        return Ok(Some(found));
+                    }
                 }
                 pos += h.total_len() as u64;
             }
@@ -52,18 +81,34 @@ impl PartitionLog {
     }
 
     /// ListOffsets MAX_TIMESTAMP (-3, KIP-734): `(offset, timestamp)` of the
-    /// first batch with the largest timestamp in the log (its base offset: batch
-    /// granularity), or `None` for an empty log.
+    /// first record with the largest timestamp in the log, or `None` for an
+    /// empty log.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let mut best: Option<(i64, i64)> = None;
+        let mut best: Option<(&Segment, i64, i64)> = None;
         for segment in &self.segments {
             if let Some((ts, offset)) = segment.max_timestamp() {
-                if best.is_none_or(|(_, b)| ts > b) {
-                    best = Some((offset.max(self.log_start_offset), ts));
+                if best.is_none_or(|(_, _, b)| ts > b) {
+                    best = Some((segment, offset, ts));
                 }
             }
         }
-        best
+        let (segment, offset, ts) = best?;
+        // The segment remembers the batch; find the record inside it.
+        let exact = segment
+            .find_batch(offset)
+            .ok()
+            .flatten()
+            .and_then(|(pos, h)| {
+                if h.timestamp_type() == TimestampType::LogAppendTime || h.is_control() {
+                    return Some(h.base_offset);
+                }
+                let records = batch_records(segment, pos, &h).ok()?;
+                records
+                    .iter()
+                    .find(|r| r.timestamp(&h) == ts)
+                    .map(|r| r.offset(&h))
+            });
+        Some((exact.unwrap_or(offset).max(self.log_start_offset), ts))
     }
 
     /// OffsetForLeaderEpoch (KIP-101/279): `(epoch, end offset)` for

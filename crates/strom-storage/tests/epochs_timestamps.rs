@@ -84,7 +84,7 @@ fn epoch_cache_start_moves_with_log_start() {
 }
 
 #[test]
-fn offset_for_timestamp_finds_first_batch_reaching_the_timestamp() {
+fn offset_for_timestamp_finds_the_first_record_reaching_the_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(
         dir.path(),
@@ -104,12 +104,15 @@ fn offset_for_timestamp_finds_first_batch_reaching_the_timestamp() {
         log.append(&mut b, 0, None, NOW).unwrap();
     }
     assert!(log.segment_count() > 3);
-    // Exact when the batch's first record qualifies.
     assert_eq!(log.offset_for_timestamp(7000).unwrap(), Some((14, 7000)));
     assert_eq!(log.offset_for_timestamp(6999).unwrap(), Some((14, 7000)));
     assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 0)));
-    // Inside a batch: batch granularity (base offset, the batch's max timestamp).
-    assert_eq!(log.offset_for_timestamp(7200).unwrap(), Some((14, 7500)));
+    // Inside a batch: the record, not the batch.
+    assert_eq!(log.offset_for_timestamp(7200).unwrap(), Some((15, 7500)));
+    assert_eq!(log.offset_for_timestamp(7500).unwrap(), Some((15, 7500)));
+    assert_eq!(log.offset_for_timestamp(7501).unwrap(), Some((16, 8000)));
+    // The record with the largest timestamp.
+    assert_eq!(log.max_timestamp(), Some((59, 29_500)));
     assert_eq!(log.offset_for_timestamp(29_501).unwrap(), None);
     log.close().unwrap();
     let log = open(
