@@ -108,6 +108,20 @@ impl Reader<'_> {
         }
         Err(HeaderError::MalformedTaggedFields)
     }
+    /// Skips a tagged-field section: headers define no tag Strom uses.
+    fn skip_tagged_fields(&mut self) -> Result<(), HeaderError> {
+        let count = self.uvarint()?;
+        if count > MAX_HEADER_TAGGED_FIELDS {
+            return Err(HeaderError::MalformedTaggedFields);
+        }
+        for _ in 0..count {
+            let _tag = self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            self.take(size)
+                .map_err(|_| HeaderError::MalformedTaggedFields)?;
+        }
+        Ok(())
+    }
 }
 
 impl RequestHeader {
@@ -133,16 +147,7 @@ impl RequestHeader {
             }
         }
         if header_version >= 2 {
-            let count = r.uvarint()?;
-            if count > MAX_HEADER_TAGGED_FIELDS {
-                return Err(HeaderError::MalformedTaggedFields);
-            }
-            for _ in 0..count {
-                let _tag = r.uvarint()?;
-                let size = r.uvarint()? as usize;
-                r.take(size)
-                    .map_err(|_| HeaderError::MalformedTaggedFields)?;
-            }
+            r.skip_tagged_fields()?;
         }
         let header = RequestHeader {
             api_key,
@@ -194,16 +199,7 @@ pub fn parse_response_header(frame: &[u8], version: i16) -> Result<(i32, usize),
     let mut r = Reader { buf: frame, pos: 0 };
     let correlation_id = r.i32()?;
     if version >= 1 {
-        let count = r.uvarint()?;
-        if count > MAX_HEADER_TAGGED_FIELDS {
-            return Err(HeaderError::MalformedTaggedFields);
-        }
-        for _ in 0..count {
-            let _tag = r.uvarint()?;
-            let size = r.uvarint()? as usize;
-            r.take(size)
-                .map_err(|_| HeaderError::MalformedTaggedFields)?;
-        }
+        r.skip_tagged_fields()?;
     }
     Ok((correlation_id, r.pos))
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use strom_broker::config::defs::broker_def;
 use strom_broker::config::BrokerConfig;
 
 /// Flags of `strom server`. Precedence: flags > `STROM_*` environment > config file > defaults.
@@ -77,13 +78,15 @@ fn build_config(args: &ServerArgs) -> anyhow::Result<BrokerConfig> {
     if let Some(path) = &args.config {
         read_config_file(path, &mut props)?;
     }
-    // STROM_LOG_RETENTION_HOURS=24 sets log.retention.hours.
+    // STROM_LOG_RETENTION_HOURS=24 sets log.retention.hours. Only names of
+    // broker properties count: other STROM_* variables belong to tools and
+    // scripts (STROM_BOOTSTRAP, STROM_LOG, ...), and are left alone.
     for (key, value) in std::env::vars() {
         if let Some(name) = key.strip_prefix("STROM_") {
-            if name == "BOOTSTRAP" || name == "LOG" {
-                continue;
+            let name = name.to_ascii_lowercase().replace('_', ".");
+            if broker_def(&name).is_some() {
+                props.insert(name, value);
             }
-            props.insert(name.to_ascii_lowercase().replace('_', "."), value);
         }
     }
     for pair in &args.set {
