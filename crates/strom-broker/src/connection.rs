@@ -85,7 +85,7 @@ pub async fn serve(state: State, stream: TcpStream, peer: std::net::SocketAddr) 
             correlation_id = header.correlation_id,
             client_id = header.client_id.as_deref().unwrap_or("")
         );
-        let outcome = dispatch(&state, &header, body).instrument(span).await;
+        let outcome = dispatch(&state, &header, body, peer).instrument(span).await;
         drop(permit);
         match outcome {
             Outcome::Respond(response) => {

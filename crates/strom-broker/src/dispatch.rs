@@ -22,6 +22,8 @@ pub enum Outcome {
 pub struct Request<'a> {
     pub header: &'a RequestHeader,
     pub version: i16,
+    /// The client's address as Kafka reports it (`/127.0.0.1`).
+    pub client_host: String,
 }
 
 impl Request<'_> {
@@ -62,7 +64,12 @@ pub fn encode_response<T: KafkaEncode>(
 }
 
 /// Handles one request.
-pub async fn dispatch(state: &State, header: &RequestHeader, body: Bytes) -> Outcome {
+pub async fn dispatch(
+    state: &State,
+    header: &RequestHeader,
+    body: Bytes,
+    peer: std::net::SocketAddr,
+) -> Outcome {
     let supported = apis::advertised(header.api_key)
         .is_some_and(|r| (r.min_version..=r.max_version).contains(&header.api_version));
     if !supported {
@@ -78,6 +85,7 @@ pub async fn dispatch(state: &State, header: &RequestHeader, body: Bytes) -> Out
     let request = Request {
         header,
         version: header.api_version,
+        client_host: format!("/{}", peer.ip()),
     };
     let result = match header.api_key {
         apis::API_VERSIONS => handlers::api_versions::handle(state, &request, body),
@@ -99,6 +107,17 @@ pub async fn dispatch(state: &State, header: &RequestHeader, body: Bytes) -> Out
             handlers::alter_configs::handle_incremental(state, &request, body)
         }
         apis::DESCRIBE_CLUSTER => handlers::describe_cluster::handle(state, &request, body),
+        apis::FIND_COORDINATOR => handlers::find_coordinator::handle(state, &request, body),
+        apis::JOIN_GROUP => handlers::join_group::handle(state, &request, body).await,
+        apis::SYNC_GROUP => handlers::sync_group::handle(state, &request, body).await,
+        apis::HEARTBEAT => handlers::heartbeat::handle(state, &request, body).await,
+        apis::LEAVE_GROUP => handlers::leave_group::handle(state, &request, body).await,
+        apis::OFFSET_COMMIT => handlers::offset_commit::handle(state, &request, body).await,
+        apis::OFFSET_FETCH => handlers::offset_fetch::handle(state, &request, body).await,
+        apis::DESCRIBE_GROUPS => handlers::describe_groups::handle(state, &request, body).await,
+        apis::LIST_GROUPS => handlers::list_groups::handle(state, &request, body).await,
+        apis::DELETE_GROUPS => handlers::delete_groups::handle(state, &request, body).await,
+        apis::OFFSET_DELETE => handlers::offset_delete::handle(state, &request, body).await,
         other => Err(format!("no handler for advertised API {other}")),
     };
     result.unwrap_or_else(|reason| Outcome::Close(format!("invalid request: {reason}")))

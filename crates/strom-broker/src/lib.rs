@@ -22,6 +22,7 @@ mod admin;
 pub mod config;
 mod connection;
 mod dispatch;
+pub mod group;
 mod handlers;
 mod partition;
 mod replica_manager;

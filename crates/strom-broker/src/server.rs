@@ -13,6 +13,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::BrokerConfig;
+use crate::group::classic::GroupConfig;
+use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::replica_manager::ReplicaManager;
 use crate::state::{BrokerState, State};
 use crate::{connection, tasks};
@@ -37,6 +39,8 @@ pub enum StartError {
     Metadata(#[from] strom_controller::ControllerError),
     #[error("opening partitions: {0}")]
     Partitions(std::io::Error),
+    #[error("loading consumer groups: {0}")]
+    Groups(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -118,7 +122,20 @@ impl Broker {
             .min(Semaphore::MAX_PERMITS)
             .min(u32::MAX as usize);
         let (data_version, _) = watch::channel(0u64);
+        let groups = Arc::new(GroupCoordinator::new(CoordinatorConfig {
+            group: GroupConfig {
+                min_session_timeout_ms: config.group_min_session_timeout_ms,
+                max_session_timeout_ms: config.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                max_size: config.group_max_size,
+            },
+            offsets_topic_partitions: config.offsets_topic_partitions,
+            offsets_retention_ms: config.offsets_retention_ms,
+            offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+            offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+        }));
         let state: State = Arc::new(BrokerState {
+            groups: groups.clone(),
             request_memory: Arc::new(Semaphore::new(permits)),
             request_memory_permits: permits,
             config,
@@ -126,11 +143,17 @@ impl Broker {
             replicas,
             data_version,
         });
+        let loaded = groups.load(&state).map_err(StartError::Groups)?;
+        if loaded > 0 {
+            tracing::info!(groups = loaded, "consumer groups loaded");
+        }
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(state.clone(), listener, shutdown_rx.clone()));
         tasks.spawn(tasks::retention_loop(state.clone(), shutdown_rx.clone()));
-        tasks.spawn(tasks::flush_loop(state.clone(), shutdown_rx));
+        tasks.spawn(tasks::flush_loop(state.clone(), shutdown_rx.clone()));
+        tasks.spawn(tasks::cleaner_loop(state.clone(), shutdown_rx.clone()));
+        tasks.spawn(groups.run_timers(state.clone(), shutdown_rx));
         tracing::info!(
             node_id = state.config.node_id,
             advertised = %format!("{}:{}", state.config.advertised_host, state.config.advertised_port),

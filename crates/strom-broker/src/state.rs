@@ -6,6 +6,7 @@ use strom_controller::Controller;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::BrokerConfig;
+use crate::group::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 
 /// Everything a handler may touch.
@@ -16,6 +17,8 @@ pub struct BrokerState {
     pub controller: Controller,
     /// The partitions hosted here.
     pub replicas: ReplicaManager,
+    /// Consumer groups coordinated here.
+    pub groups: Arc<GroupCoordinator>,
     /// Bytes of request frames held in memory, across connections
     /// (`queued.max.request.bytes`). A connection takes permits for a frame
     /// before reading it, so over the limit sockets simply stop being read.

@@ -62,3 +62,51 @@ pub async fn flush_loop(state: State, mut shutdown: watch::Receiver<bool>) {
         }
     }
 }
+
+/// Compacts `cleanup.policy=compact` partitions whose dirty ratio passed
+/// `min.cleanable.dirty.ratio` (or whose tombstones or `max.compaction.lag.ms`
+/// are due), dirtiest first, one at a time.
+pub async fn cleaner_loop(state: State, mut shutdown: watch::Receiver<bool>) {
+    let period = Duration::from_millis(state.config.cleaner_backoff_ms);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || clean_dirtiest(&state)).await;
+    }
+}
+
+fn clean_dirtiest(state: &State) {
+    let now = now_ms();
+    let mut candidates: Vec<(f64, std::sync::Arc<crate::partition::Partition>)> = state
+        .replicas
+        .all()
+        .into_iter()
+        .filter_map(|p| {
+            let ratio = p.config().log_config().min_cleanable_dirty_ratio;
+            let info = p.with_log(|log| log.cleanable(now)).ok().flatten()?;
+            info.needs_cleaning(ratio).then(|| (info.dirty_ratio(), p))
+        })
+        .collect();
+    candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (_, partition) in candidates {
+        match partition.with_log_mut(|log| log.clean(now_ms())) {
+            Ok(o) if o.segments_cleaned > 0 => tracing::info!(
+                topic = %partition.topic,
+                partition = partition.index,
+                segments = o.segments_cleaned,
+                bytes_before = o.bytes_before,
+                bytes_after = o.bytes_after,
+                records_removed = o.records_removed,
+                tombstones_removed = o.tombstones_removed,
+                "compacted"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "compaction failed")
+            }
+        }
+    }
+}

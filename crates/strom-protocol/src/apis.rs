@@ -10,6 +10,15 @@ pub const PRODUCE: i16 = 0;
 pub const FETCH: i16 = 1;
 pub const LIST_OFFSETS: i16 = 2;
 pub const METADATA: i16 = 3;
+pub const OFFSET_COMMIT: i16 = 8;
+pub const OFFSET_FETCH: i16 = 9;
+pub const FIND_COORDINATOR: i16 = 10;
+pub const JOIN_GROUP: i16 = 11;
+pub const HEARTBEAT: i16 = 12;
+pub const LEAVE_GROUP: i16 = 13;
+pub const SYNC_GROUP: i16 = 14;
+pub const DESCRIBE_GROUPS: i16 = 15;
+pub const LIST_GROUPS: i16 = 16;
 pub const API_VERSIONS: i16 = 18;
 pub const CREATE_TOPICS: i16 = 19;
 pub const DELETE_TOPICS: i16 = 20;
@@ -17,9 +26,11 @@ pub const DELETE_RECORDS: i16 = 21;
 pub const INIT_PRODUCER_ID: i16 = 22;
 pub const OFFSET_FOR_LEADER_EPOCH: i16 = 23;
 pub const DESCRIBE_CONFIGS: i16 = 32;
+pub const DELETE_GROUPS: i16 = 42;
 pub const ALTER_CONFIGS: i16 = 33;
 pub const CREATE_PARTITIONS: i16 = 37;
 pub const INCREMENTAL_ALTER_CONFIGS: i16 = 44;
+pub const OFFSET_DELETE: i16 = 47;
 pub const DESCRIBE_CLUSTER: i16 = 60;
 
 /// One row of the ApiVersions answer.
@@ -46,6 +57,15 @@ pub const ADVERTISED: &[ApiRange] = &[
     r(FETCH, 4, 16),
     r(LIST_OFFSETS, 1, 8),
     r(METADATA, 0, 12),
+    r(OFFSET_COMMIT, 2, 9),
+    r(OFFSET_FETCH, 1, 9),
+    r(FIND_COORDINATOR, 0, 5),
+    r(JOIN_GROUP, 0, 9),
+    r(HEARTBEAT, 0, 4),
+    r(LEAVE_GROUP, 0, 5),
+    r(SYNC_GROUP, 0, 5),
+    r(DESCRIBE_GROUPS, 0, 6),
+    r(LIST_GROUPS, 0, 5),
     r(API_VERSIONS, 0, 4),
     r(CREATE_TOPICS, 2, 7),
     r(DELETE_TOPICS, 1, 6),
@@ -55,7 +75,9 @@ pub const ADVERTISED: &[ApiRange] = &[
     r(DESCRIBE_CONFIGS, 1, 4),
     r(ALTER_CONFIGS, 0, 2),
     r(CREATE_PARTITIONS, 0, 3),
+    r(DELETE_GROUPS, 0, 2),
     r(INCREMENTAL_ALTER_CONFIGS, 0, 1),
+    r(OFFSET_DELETE, 0, 0),
     r(DESCRIBE_CLUSTER, 0, 1),
 ];
 

@@ -4,8 +4,8 @@
 use std::ops::Range;
 
 use strom_protocol::records::{
-    set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_batch, BatchHeader,
-    BatchIter,
+    decode_records, set_base_offset, set_log_append_time, set_partition_leader_epoch,
+    validate_batch, BatchHeader, BatchIter,
 };
 
 use crate::error::{AppendError, StorageError};
@@ -13,14 +13,33 @@ use crate::log::{AppendInfo, PartitionLog};
 use crate::producer_state::PendingUpdates;
 use crate::segment::Segment;
 
+/// Largest decompressed records section of one produced batch that the
+/// keyed-records check of a compacted topic decodes; a larger batch is rejected
+/// (`CORRUPT_MESSAGE` via [`AppendError::Corrupt`]). This bounds the memory the
+/// check costs per batch; Kafka has no such cap.
+pub const COMPACTED_APPEND_MAX_UNCOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
+
 /// Validates a produce buffer: whole v2 batches, CRC32C, sane record counts.
-fn validate_records(records: &[u8]) -> Result<Vec<(BatchHeader, Range<usize>)>, AppendError> {
+///
+/// Producer batches (`from_producer`) need exactly `last_offset_delta + 1`
+/// records; batches replicated from a leader may hold fewer, or none, because
+/// the leader's cleaner removed records but kept the batch's offset range.
+fn validate_records(
+    records: &[u8],
+    from_producer: bool,
+) -> Result<Vec<(BatchHeader, Range<usize>)>, AppendError> {
     let mut out = Vec::new();
     for item in BatchIter::new(records) {
         let (_, range) = item?;
         let h = validate_batch(&records[range.clone()])?;
-        if h.records_count == 0 || i64::from(h.records_count) != i64::from(h.last_offset_delta) + 1
-        {
+        let span = i64::from(h.last_offset_delta) + 1;
+        let count = i64::from(h.records_count);
+        let bad_count = if from_producer {
+            count == 0 || count != span
+        } else {
+            count > span
+        };
+        if bad_count {
             return Err(AppendError::InvalidRecord(format!(
                 "batch has {} records but last offset delta {}",
                 h.records_count, h.last_offset_delta
@@ -34,6 +53,19 @@ fn validate_records(records: &[u8]) -> Result<Vec<(BatchHeader, Range<usize>)>, 
     Ok(out)
 }
 
+/// Kafka's rule for compacted topics: every record needs a key, or the
+/// produce fails with `INVALID_RECORD`. Decodes (and decompresses) the batch,
+/// so it runs only for compacted topics.
+fn require_keys(batch: &[u8]) -> Result<(), AppendError> {
+    let records = decode_records(batch, COMPACTED_APPEND_MAX_UNCOMPRESSED_BYTES)?;
+    if records.iter().any(|r| r.key.is_none()) {
+        return Err(AppendError::InvalidRecord(
+            "compacted topic cannot accept a record without a key".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl PartitionLog {
     /// Appends one or more v2 batches as sent by a producer.
     ///
@@ -42,6 +74,9 @@ impl PartitionLog {
     /// `leader_epoch` and, if `append_time_ms` is set, LogAppendTime — patching
     /// `records` in place and never re-encoding — rolls the segment if needed,
     /// writes, and updates indexes, producer state and the leader-epoch cache.
+    /// On a compacted log (`cleanup.policy=compact`) every record must have a
+    /// key ([`AppendError::InvalidRecord`] otherwise); that check decodes the
+    /// records, the only per-record work on this path.
     /// Nothing is fsynced ([`PartitionLog::flush`] does that). On any error the
     /// log end offset is unchanged.
     pub fn append(
@@ -52,13 +87,18 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         self.check_online()?;
-        let batches = validate_records(records)?;
+        let batches = validate_records(records, true)?;
         let total = records.len() as u64;
         if total > self.config.segment_bytes {
             return Err(AppendError::RecordBatchTooLarge {
                 batch_bytes: total,
                 segment_bytes: self.config.segment_bytes,
             });
+        }
+        if self.config.cleanup_policy_compact {
+            for (_, range) in &batches {
+                require_keys(&records[range.clone()])?;
+            }
         }
         let first_offset = self.log_end_offset();
         let mut pending = PendingUpdates::default();
@@ -173,7 +213,7 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         self.check_online()?;
-        let batches = validate_records(records)?;
+        let batches = validate_records(records, false)?;
         let total = records.len() as u64;
         if total > self.config.segment_bytes {
             return Err(AppendError::RecordBatchTooLarge {

@@ -4,7 +4,7 @@ use crate::error::StorageError;
 
 /// Configuration of one [`crate::PartitionLog`]. Field docs give the Kafka topic
 /// config name, unit and default; [`LogConfig::default`] is Kafka's default.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: a segment is rolled when an append would make it larger
     /// than this. Default 1 GiB; at most `i32::MAX` (index positions are 32-bit).
@@ -39,12 +39,37 @@ pub struct LogConfig {
     /// reads take `&self` and cannot overlap a deletion, which needs `&mut self`.
     /// Default 60000.
     pub file_delete_delay_ms: i64,
+    /// `cleanup.policy` contains `compact`: the log cleaner keeps only the
+    /// latest record per key ([`crate::PartitionLog::clean`]), and appends must
+    /// carry a key on every record. Default false (policy `delete`).
+    pub cleanup_policy_compact: bool,
+    /// `cleanup.policy` contains `delete`: `retention.ms` and `retention.bytes`
+    /// delete old segments. With `compact` alone they are ignored. Default true.
+    pub cleanup_policy_delete: bool,
+    /// `delete.retention.ms`: how long a tombstone (a record with a null value)
+    /// survives after the cleaning pass that first kept it (its delete horizon,
+    /// KIP-534), so that consumers reading from the start see the deletion.
+    /// Default 1 day.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: a segment whose newest record is younger than
+    /// this is not cleaned yet. Default 0.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest uncleaned record is older
+    /// than this must be cleaned whatever its dirty ratio, and on compacted logs
+    /// the active segment is rolled at least this often (Kafka's effective
+    /// `segment.ms` is the smaller of the two, KIP-354). Default `i64::MAX`.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the cleaner picks a log when uncleaned
+    /// bytes / cleanable bytes reach this, in `[0, 1]`. Default 0.5.
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 /// 1 GiB, Kafka's `segment.bytes` default.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 1 << 30;
 /// 7 days in milliseconds, Kafka's `segment.ms` and `retention.ms` default.
 pub const SEVEN_DAYS_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// 1 day in milliseconds, Kafka's `delete.retention.ms` default.
+pub const ONE_DAY_MS: i64 = 24 * 60 * 60 * 1000;
 /// Smallest `segment.bytes` Kafka accepts (the size of a legacy record overhead).
 pub const MIN_SEGMENT_BYTES: u64 = 14;
 
@@ -60,6 +85,12 @@ impl Default for LogConfig {
             flush_messages: u64::MAX,
             flush_ms: i64::MAX,
             file_delete_delay_ms: 60_000,
+            cleanup_policy_compact: false,
+            cleanup_policy_delete: true,
+            delete_retention_ms: ONE_DAY_MS,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -129,7 +160,53 @@ impl LogConfig {
                 "must be non-negative",
             ));
         }
+        if self.delete_retention_ms < 0 {
+            return Err(bad(
+                "delete.retention.ms",
+                self.delete_retention_ms,
+                "must be non-negative",
+            ));
+        }
+        if self.min_compaction_lag_ms < 0 {
+            return Err(bad(
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms,
+                "must be non-negative",
+            ));
+        }
+        if self.max_compaction_lag_ms < 1 {
+            return Err(bad(
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms,
+                "must be at least 1",
+            ));
+        }
+        if self.min_compaction_lag_ms > self.max_compaction_lag_ms {
+            return Err(bad(
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms,
+                "must not exceed max.compaction.lag.ms",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(bad(
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio,
+                "must be in [0, 1]",
+            ));
+        }
         Ok(())
+    }
+
+    /// The `segment.ms` actually applied when rolling: on compacted logs Kafka
+    /// also rolls once `max.compaction.lag.ms` has passed, so that records in
+    /// the active segment become cleanable in time (KIP-354).
+    pub fn max_segment_ms(&self) -> i64 {
+        if self.cleanup_policy_compact {
+            self.segment_ms.min(self.max_compaction_lag_ms)
+        } else {
+            self.segment_ms
+        }
     }
 }
 
@@ -143,7 +220,33 @@ mod tests {
         assert_eq!(c.segment_bytes, 1_073_741_824);
         assert_eq!(c.retention_ms, 604_800_000);
         assert_eq!(c.index_interval_bytes, 4096);
+        assert!(!c.cleanup_policy_compact && c.cleanup_policy_delete);
+        assert_eq!(c.delete_retention_ms, 86_400_000);
+        assert_eq!(c.min_compaction_lag_ms, 0);
+        assert_eq!(c.max_compaction_lag_ms, i64::MAX);
+        assert_eq!(c.min_cleanable_dirty_ratio, 0.5);
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn compaction_settings_are_range_checked() {
+        let ratio = LogConfig {
+            min_cleanable_dirty_ratio: 1.5,
+            ..LogConfig::default()
+        };
+        assert!(ratio.validate().is_err());
+        let lags = LogConfig {
+            min_compaction_lag_ms: 10,
+            max_compaction_lag_ms: 5,
+            ..LogConfig::default()
+        };
+        assert!(lags.validate().is_err());
+        let compact = LogConfig {
+            cleanup_policy_compact: true,
+            max_compaction_lag_ms: 1000,
+            ..LogConfig::default()
+        };
+        assert_eq!(compact.max_segment_ms(), 1000);
     }
 
     #[test]

@@ -25,9 +25,15 @@
 //! [`PartitionLog::truncate_to`] after OffsetForLeaderEpoch
 //! ([`PartitionLog::epoch_end_offset`]).
 //!
+//! Compacted logs (`cleanup.policy=compact`) are cleaned by
+//! [`PartitionLog::clean`]: the latest record per key survives, tombstones
+//! until their delete horizon (KIP-534), offsets never change, and segments
+//! are swapped in crash-safely. [`PartitionLog::cleanable`] tells a broker
+//! cleaner thread which log is dirtiest.
+//!
 //! Not here: networking, groups, high watermark and ISR bookkeeping (the
-//! broker's), record decoding/compression (`strom-protocol`), compaction,
-//! transactions (aborted-transaction index, LSO) — later issues.
+//! broker's), record decoding/compression (`strom-protocol`), transactions
+//! (aborted-transaction index, LSO) — later issues.
 //!
 //! ```no_run
 //! use strom_storage::{LogConfig, PartitionLog};
@@ -45,6 +51,7 @@
 
 mod append;
 mod checkpoint;
+mod cleaner;
 mod config;
 mod epoch_cache;
 mod error;
@@ -60,6 +67,13 @@ mod segment;
 mod snapshot;
 mod time_index;
 
+pub use append::COMPACTED_APPEND_MAX_UNCOMPRESSED_BYTES;
+#[doc(hidden)]
+pub use cleaner::SwapStep;
+pub use cleaner::{
+    CleanOutcome, CleanableInfo, CleanerConfig, DEFAULT_DEDUPE_BUFFER_BYTES,
+    DEFAULT_MAX_BATCH_UNCOMPRESSED_BYTES, ENTRY_OVERHEAD_BYTES,
+};
 pub use config::LogConfig;
 pub use error::{AppendError, ReadError, StorageError};
 pub use fault::FaultyFileSystem;

@@ -84,6 +84,12 @@ pub struct PartitionLog {
     /// Segment files were created since the last flush, so the directory
     /// itself must be fsynced for their names to be durable.
     pub(crate) dir_dirty: bool,
+    /// The log cleaner's first dirty offset: offsets below it (down to the log
+    /// start) have been compacted. Persisted in `cleaner-offset-checkpoint`.
+    pub(crate) cleaner_checkpoint: i64,
+    /// Earliest delete horizon of a tombstone the last cleaning pass kept
+    /// (in memory only), so the cleaner knows when a pass would drop it.
+    pub(crate) earliest_delete_horizon_ms: Option<i64>,
 }
 
 impl PartitionLog {

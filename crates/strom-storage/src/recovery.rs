@@ -18,6 +18,7 @@ use crate::checkpoint::{
     LEADER_EPOCH_CHECKPOINT, LOG_EXT, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, TIME_INDEX_EXT,
     TMP_EXT,
 };
+use crate::cleaner;
 use crate::config::LogConfig;
 use crate::epoch_cache::LeaderEpochCache;
 use crate::error::StorageError;
@@ -78,6 +79,9 @@ impl PartitionLog {
     ) -> Result<PartitionLog, StorageError> {
         config.validate()?;
         fs::create_dir_all(dir).map_err(|e| StorageError::io("create directory", dir, e))?;
+        // A cleaner swap interrupted by a crash is finished or undone first,
+        // so the listing sees one consistent set of segments.
+        cleaner::recover_swaps(dir)?;
         let bases = scan_dir(dir)?;
         let recovery_point = read_offset_file(&dir.join(RECOVERY_POINT_FILE)).unwrap_or_else(|reason| {
             tracing::warn!(dir = %dir.display(), %reason, "unreadable recovery point; recovering everything");
@@ -126,6 +130,13 @@ impl PartitionLog {
             .max(first_base)
             .min(log_end_offset);
 
+        let cleaner_checkpoint = read_offset_file(&dir.join(cleaner::CLEANER_CHECKPOINT_FILE))
+            .unwrap_or_else(|reason| {
+                tracing::warn!(dir = %dir.display(), %reason, "unreadable cleaner checkpoint; the whole log counts as dirty");
+                None
+            })
+            .unwrap_or(log_start_offset)
+            .min(log_end_offset);
         let epochs = LeaderEpochCache::empty(dir.join(LEADER_EPOCH_CHECKPOINT));
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
@@ -140,13 +151,17 @@ impl PartitionLog {
             last_flush_ms: now_ms,
             offline: None,
             dir_dirty: true,
+            cleaner_checkpoint,
+            earliest_delete_horizon_ms: None,
         };
         log.rebuild_epoch_cache(first_recovered)?;
         log.rebuild_producer_state()?;
         if stored_log_start != Some(log_start_offset) {
             write_offset_file(&dir.join(LOG_START_OFFSET_FILE), log_start_offset, true)?;
         }
-        tracing::info!(
+        // Per-partition detail is debug: a broker opens thousands of logs;
+        // truncations and rebuilds above are logged at warn.
+        tracing::debug!(
             dir = %dir.display(),
             log_start_offset,
             log_end_offset,

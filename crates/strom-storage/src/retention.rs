@@ -43,7 +43,9 @@ impl PartitionLog {
             .count();
         self.delete_oldest(below_start, &mut outcome)?;
 
-        if self.config.retention_ms >= 0 {
+        // Time and size retention apply only with cleanup.policy `delete`
+        // (alone or with `compact`); a compact-only log keeps every segment.
+        if self.config.cleanup_policy_delete && self.config.retention_ms >= 0 {
             let mut n = 0;
             while n < self.segments.len() && self.deletable(n, high_watermark) {
                 let largest = self.segments[n].largest_timestamp()?;
@@ -54,7 +56,7 @@ impl PartitionLog {
             }
             self.delete_oldest(n, &mut outcome)?;
         }
-        if self.config.retention_bytes >= 0 {
+        if self.config.cleanup_policy_delete && self.config.retention_bytes >= 0 {
             let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
             let mut n = 0;
             while n < self.segments.len() && self.deletable(n, high_watermark) {
@@ -188,6 +190,15 @@ impl PartitionLog {
         if self.log_start_offset > log_end_offset {
             self.log_start_offset = log_end_offset;
             write_offset_file(&self.dir.join(LOG_START_OFFSET_FILE), log_end_offset, true)?;
+        }
+        if self.cleaner_checkpoint > log_end_offset {
+            // Offsets above the new end will be written again, uncleaned.
+            self.cleaner_checkpoint = log_end_offset;
+            write_offset_file(
+                &self.dir.join(crate::cleaner::CLEANER_CHECKPOINT_FILE),
+                log_end_offset,
+                true,
+            )?;
         }
         if self.recovery_point > log_end_offset {
             self.recovery_point = log_end_offset;

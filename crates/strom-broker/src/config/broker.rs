@@ -50,6 +50,24 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`. Default 1 s.
     pub flush_scheduler_interval_ms: u64,
+    /// `group.min.session.timeout.ms`. Default 6 s.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`. Default 30 minutes.
+    pub group_max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`. Default 3 s.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// `group.max.size`. Default unlimited.
+    pub group_max_size: usize,
+    /// `offsets.topic.num.partitions`. Default 50.
+    pub offsets_topic_partitions: i32,
+    /// `offsets.retention.minutes`, in ms. Default 7 days.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`. Default 10 minutes.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offset.metadata.max.bytes`. Default 4096.
+    pub offset_metadata_max_bytes: usize,
+    /// `log.cleaner.backoff.ms`. Default 15 s.
+    pub cleaner_backoff_ms: u64,
     /// Every property that was set explicitly (file, env, flags), by Kafka name.
     pub explicit: BTreeMap<String, String>,
 }
@@ -141,6 +159,15 @@ impl BrokerConfig {
             max_connections: int("max.connections") as usize,
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
             flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms") as u64,
+            group_min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,
+            group_max_session_timeout_ms: int("group.max.session.timeout.ms") as i32,
+            group_initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms"),
+            group_max_size: int("group.max.size") as usize,
+            offsets_topic_partitions: int("offsets.topic.num.partitions") as i32,
+            offsets_retention_ms: int("offsets.retention.minutes") * 60_000,
+            offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms"),
+            offset_metadata_max_bytes: int("offset.metadata.max.bytes") as usize,
+            cleaner_backoff_ms: int("log.cleaner.backoff.ms") as u64,
             explicit: props,
         })
     }

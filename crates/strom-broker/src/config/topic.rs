@@ -179,6 +179,18 @@ impl TopicConfig {
             flush_messages: self.flush_messages(),
             flush_ms: self.flush_ms(),
             file_delete_delay_ms: self.i64("file.delete.delay.ms").max(0),
+            cleanup_policy_compact: self.compacted(),
+            cleanup_policy_delete: self.deletes(),
+            delete_retention_ms: self.i64("delete.retention.ms").max(0),
+            min_compaction_lag_ms: self.i64("min.compaction.lag.ms").max(0),
+            max_compaction_lag_ms: positive("max.compaction.lag.ms", i64::MAX),
+            min_cleanable_dirty_ratio: self
+                .raw("min.cleanable.dirty.ratio")
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(defaults.min_cleanable_dirty_ratio),
         }
     }
 }

@@ -102,6 +102,10 @@ pub fn handle(state: &State, request: &Request<'_>, body: Bytes) -> HandlerResul
                 }
                 None => match image.topic_by_id(&topic_id(&wanted.topic_id)) {
                     Some(t) => describe(t),
+                    // The name became nullable only in v12.
+                    None if request.version < 12 => {
+                        error_topic(Some(""), wanted.topic_id, ErrorCode::UnknownTopicId)
+                    }
                     None => error_topic(None, wanted.topic_id, ErrorCode::UnknownTopicId),
                 },
             };

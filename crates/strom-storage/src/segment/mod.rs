@@ -77,13 +77,19 @@ impl Segment {
         dir: &Path,
         base_offset: i64,
         config: &LogConfig,
+        suffix: &str,
     ) -> Result<Segment, StorageError> {
+        let path_of = |ext: &str| {
+            let mut path = offset_file(dir, base_offset, ext).into_os_string();
+            path.push(suffix);
+            PathBuf::from(path)
+        };
         let open = |ext: &str| {
-            let path = offset_file(dir, base_offset, ext);
+            let path = path_of(ext);
             fs.open(&path)
                 .map_err(|e| StorageError::io("open", path, e))
         };
-        let log_path = offset_file(dir, base_offset, LOG_EXT);
+        let log_path = path_of(LOG_EXT);
         let log = open(LOG_EXT)?;
         let index = OffsetIndex::new(open(INDEX_EXT)?, base_offset, config.segment_index_bytes);
         let time_index = TimeIndex::new(
@@ -118,7 +124,19 @@ impl Segment {
         base_offset: i64,
         config: &LogConfig,
     ) -> Result<Segment, StorageError> {
-        let mut s = Self::open_files(fs, dir, base_offset, config)?;
+        Self::create_with_suffix(fs, dir, base_offset, config, "")
+    }
+
+    /// [`Segment::create`] with `suffix` appended to the three file names
+    /// (the log cleaner writes `<base>.log.cleaned` and its indexes).
+    pub fn create_with_suffix(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        config: &LogConfig,
+        suffix: &str,
+    ) -> Result<Segment, StorageError> {
+        let mut s = Self::open_files(fs, dir, base_offset, config, suffix)?;
         s.log
             .set_len(0)
             .and_then(|_| s.index.reset())
@@ -140,7 +158,7 @@ impl Segment {
         recover: bool,
         now_ms: i64,
     ) -> Result<(Segment, Option<Truncation>), StorageError> {
-        let mut s = Self::open_files(fs, dir, base_offset, config)?;
+        let mut s = Self::open_files(fs, dir, base_offset, config, "")?;
         let mut recover = recover;
         if !recover {
             if let Err(reason) = s.load_indexes()? {
@@ -282,7 +300,7 @@ impl Segment {
         self.size + bytes > config.segment_bytes
             || self
                 .roll_base_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) > config.segment_ms)
+                .is_some_and(|t| now_ms.saturating_sub(t) > config.max_segment_ms())
             || self.index.is_full()
             || self.time_index.is_full()
             || last_offset - self.base_offset > i64::from(i32::MAX)

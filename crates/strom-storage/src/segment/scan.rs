@@ -223,6 +223,15 @@ impl Segment {
             .map_err(|e| self.io_err("read", e))
     }
 
+    /// Reads `len` bytes of the log at `pos` (whole batches located by a header scan).
+    pub fn read_bytes(&self, pos: u64, len: usize) -> Result<Vec<u8>, StorageError> {
+        let mut buf = vec![0u8; len];
+        self.log
+            .read_exact_at(&mut buf, pos)
+            .map_err(|e| self.io_err("read", e))?;
+        Ok(buf)
+    }
+
     /// Calls `f` with every batch header from position `pos` to the end.
     pub fn for_each_header(
         &self,

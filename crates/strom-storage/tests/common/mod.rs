@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod batch;
+pub mod compact;
 
 use std::path::Path;
 

@@ -1,0 +1,485 @@
+//! The group coordinator's runtime: owns every group's state machine and
+//! committed offsets, persists them to `__consumer_offsets`, routes delayed
+//! join and sync responses, and drives the groups' timers.
+//!
+//! The state machines ([`ClassicGroup`]) decide; this module does the I/O they
+//! ask for. One async lock guards all groups; a change and the record that
+//! persists it happen under it, so records reach the log in the order the
+//! changes happened.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use strom_protocol::records::{BatchIter, Compression, RecordBatchBuilder};
+use strom_protocol::ErrorCode;
+use tokio::sync::{oneshot, watch, Notify};
+
+use super::classic::{
+    ClassicGroup, GroupConfig, GroupSnapshot, JoinResponse, MemberSnapshot, Output, RequestId,
+    SyncResponse,
+};
+use super::records::{GroupValue, MemberValue, OffsetValue, OffsetsKey};
+use crate::admin;
+use crate::state::{now_ms, State};
+
+/// The internal topic holding committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// `offsets.topic.segment.bytes` default (100 MiB): small segments let the
+/// cleaner compact the topic often.
+pub const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "104857600";
+/// Largest decompressed batch read back while loading groups.
+const LOAD_BATCH_CAP_BYTES: usize = 64 * 1024 * 1024;
+/// Longest the coordinator sleeps without looking at deadlines.
+const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
+
+/// Coordinator settings, from broker properties with Kafka's names.
+#[derive(Clone, Debug)]
+pub struct CoordinatorConfig {
+    /// Classic-group timeouts and limits.
+    pub group: GroupConfig,
+    /// `offsets.topic.num.partitions` (50).
+    pub offsets_topic_partitions: i32,
+    /// `offsets.retention.minutes` in ms (7 days): offsets of an empty group expire this long after commit.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms` (10 minutes).
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offset.metadata.max.bytes` (4096).
+    pub offset_metadata_max_bytes: usize,
+}
+
+/// A delayed answer to a JoinGroup or SyncGroup.
+pub enum Reply {
+    Join(JoinResponse),
+    Sync(SyncResponse),
+}
+
+/// One group: its membership state machine and its committed offsets.
+pub struct GroupEntry {
+    pub classic: ClassicGroup,
+    pub offsets: BTreeMap<(String, i32), OffsetValue>,
+}
+
+/// Every group this coordinator owns.
+#[derive(Default)]
+pub struct Groups {
+    pub groups: HashMap<String, GroupEntry>,
+    /// When offsets were last checked for expiry.
+    last_expiry_check_ms: i64,
+}
+
+/// The group coordinator of one broker.
+pub struct GroupCoordinator {
+    pub config: CoordinatorConfig,
+    groups: tokio::sync::Mutex<Groups>,
+    waiting: std::sync::Mutex<HashMap<RequestId, oneshot::Sender<Reply>>>,
+    next_request_id: AtomicU64,
+    /// Wakes the timer task when a deadline may have moved earlier.
+    timers_changed: Notify,
+}
+
+/// Java's `String.hashCode` over UTF-16 code units, which Kafka uses to map a
+/// group to its `__consumer_offsets` partition.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// A fresh member id: `<prefix>-<uuid>`, as Kafka's.
+pub fn new_member_id(prefix: &str) -> String {
+    let b: [u8; 16] = rand::random();
+    format!(
+        "{prefix}-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        (u16::from_be_bytes([b[6], b[7]]) & 0x0fff) | 0x4000,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+fn snapshot_value(s: &GroupSnapshot) -> GroupValue {
+    GroupValue {
+        protocol_type: s.protocol_type.clone(),
+        generation: s.generation_id,
+        protocol: s.protocol_name.clone(),
+        leader: s.leader.clone(),
+        current_state_timestamp_ms: s.current_state_timestamp_ms,
+        members: s
+            .members
+            .iter()
+            .map(|m| MemberValue {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                subscription: m.subscription.clone(),
+                assignment: m.assignment.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn value_snapshot(group_id: &str, v: GroupValue) -> GroupSnapshot {
+    GroupSnapshot {
+        group_id: group_id.to_owned(),
+        protocol_type: v.protocol_type,
+        generation_id: v.generation,
+        protocol_name: v.protocol,
+        leader: v.leader,
+        current_state_timestamp_ms: v.current_state_timestamp_ms,
+        members: v
+            .members
+            .into_iter()
+            .map(|m| MemberSnapshot {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                subscription: m.subscription,
+                assignment: m.assignment,
+            })
+            .collect(),
+    }
+}
+
+impl GroupCoordinator {
+    pub fn new(config: CoordinatorConfig) -> Self {
+        GroupCoordinator {
+            config,
+            groups: tokio::sync::Mutex::new(Groups::default()),
+            waiting: std::sync::Mutex::new(HashMap::new()),
+            next_request_id: AtomicU64::new(1),
+            timers_changed: Notify::new(),
+        }
+    }
+
+    /// The `__consumer_offsets` partition that stores `group_id`.
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        (java_string_hash(group_id) & 0x7fff_ffff) % self.config.offsets_topic_partitions
+    }
+
+    /// The groups, locked (handlers that read or change several things at once).
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, Groups> {
+        self.groups.lock().await
+    }
+
+    /// Registers a delayed response; the receiver gets it when the group decides.
+    pub fn register(&self) -> (RequestId, oneshot::Receiver<Reply>) {
+        let id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.waiting.lock().expect("waiting lock").insert(id, tx);
+        (id, rx)
+    }
+
+    /// Drops a registration whose request gave up.
+    pub fn forget(&self, id: RequestId) {
+        self.waiting.lock().expect("waiting lock").remove(&id);
+    }
+
+    /// Carries out what a group's state machine asked for: persist its
+    /// metadata (first, so an answer never runs ahead of the record), then
+    /// answer the waiting requests.
+    pub async fn apply_outputs(
+        &self,
+        state: &State,
+        group_id: &str,
+        entry: &GroupEntry,
+        outputs: Vec<Output>,
+    ) {
+        if outputs.iter().any(|o| matches!(o, Output::PersistGroup)) {
+            let value = snapshot_value(&entry.classic.snapshot());
+            let key = OffsetsKey::Group {
+                group: group_id.to_owned(),
+            }
+            .encode();
+            if let Err(code) = self
+                .append(state, group_id, vec![(key, Some(value.encode()))])
+                .await
+            {
+                tracing::error!(group = group_id, ?code, "persisting group metadata failed");
+            }
+        }
+        let mut waiting = self.waiting.lock().expect("waiting lock");
+        for output in outputs {
+            let (id, reply) = match output {
+                Output::Join(id, r) => (id, Reply::Join(r)),
+                Output::Sync(id, r) => (id, Reply::Sync(r)),
+                Output::PersistGroup => continue,
+            };
+            if let Some(tx) = waiting.remove(&id) {
+                let _ = tx.send(reply);
+            }
+        }
+        drop(waiting);
+        self.timers_changed.notify_one();
+    }
+
+    /// Makes sure `__consumer_offsets` exists, creating it as Kafka does on
+    /// first use: compacted, `offsets.topic.num.partitions` partitions.
+    pub fn ensure_offsets_topic(&self, state: &State) -> Result<(), ErrorCode> {
+        if state.controller.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_owned(), "compact".to_owned()),
+            ("compression.type".to_owned(), "producer".to_owned()),
+            (
+                "segment.bytes".to_owned(),
+                OFFSETS_TOPIC_SEGMENT_BYTES.to_owned(),
+            ),
+        ]);
+        match admin::create_topic(
+            state,
+            OFFSETS_TOPIC,
+            self.config.offsets_topic_partitions,
+            1,
+            configs,
+            false,
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::TopicAlreadyExists => Ok(()),
+            Err(e) => {
+                tracing::error!(error = %e.message, "creating {OFFSETS_TOPIC} failed");
+                Err(ErrorCode::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Appends records to the group's `__consumer_offsets` partition and waits
+    /// until they are committed (durable by the topic's flush policy).
+    pub async fn append(
+        &self,
+        state: &State,
+        group_id: &str,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<(), ErrorCode> {
+        self.ensure_offsets_topic(state)?;
+        let partition = state
+            .replicas
+            .get(OFFSETS_TOPIC, self.partition_for(group_id))
+            .ok_or(ErrorCode::CoordinatorNotAvailable)?;
+        let now = now_ms();
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        for (key, value) in records {
+            builder.push(now, Some(key), value, Vec::new());
+        }
+        let batch = builder
+            .build()
+            .map_err(|_| ErrorCode::UnknownServerError)?
+            .freeze();
+        match partition.append(&batch, now).await {
+            Ok(_) => {
+                state.notify_data();
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(group = group_id, code = ?e.code, message = %e.message, "write to {OFFSETS_TOPIC} failed");
+                Err(match e.code {
+                    ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge => {
+                        ErrorCode::InvalidCommitOffsetSize
+                    }
+                    _ => ErrorCode::CoordinatorNotAvailable,
+                })
+            }
+        }
+    }
+
+    /// Rebuilds every group from `__consumer_offsets` (start-up).
+    pub fn load(&self, state: &State) -> Result<usize, String> {
+        let Some(topic) = state.controller.image().topic(OFFSETS_TOPIC).cloned() else {
+            return Ok(0);
+        };
+        let now = now_ms();
+        let mut groups = self
+            .groups
+            .try_lock()
+            .map_err(|_| "coordinator busy during load".to_owned())?;
+        let mut metadata: HashMap<String, Option<GroupValue>> = HashMap::new();
+        let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
+        for p in 0..topic.partitions.len() as i32 {
+            let Some(partition) = state.replicas.get(OFFSETS_TOPIC, p) else {
+                continue;
+            };
+            let mut next = partition.log_start_offset();
+            let hw = partition.high_watermark();
+            while next < hw {
+                let read = partition
+                    .read(next, 16 << 20, false, true)
+                    .map_err(|e| e.message)?;
+                if read.records.is_empty() {
+                    break;
+                }
+                for item in BatchIter::new(&read.records) {
+                    let (header, range) = item.map_err(|e| e.to_string())?;
+                    next = header.last_offset() + 1;
+                    if header.is_control() {
+                        continue;
+                    }
+                    let batch = read.records.slice(range);
+                    let (_, records) =
+                        strom_protocol::records::decode_batch(&batch, LOAD_BATCH_CAP_BYTES)
+                            .map_err(|e| e.to_string())?;
+                    for record in records {
+                        let Some(key) = record.key else { continue };
+                        match OffsetsKey::decode(key) {
+                            Ok(Some(OffsetsKey::Offset {
+                                group,
+                                topic,
+                                partition,
+                            })) => {
+                                let entry = offsets.entry(group).or_default();
+                                match record.value.map(OffsetValue::decode) {
+                                    Some(Ok(v)) => {
+                                        entry.insert((topic, partition), v);
+                                    }
+                                    None => {
+                                        entry.remove(&(topic, partition));
+                                    }
+                                    Some(Err(e)) => {
+                                        tracing::warn!(error = %e, "skipping unreadable offset record")
+                                    }
+                                }
+                            }
+                            Ok(Some(OffsetsKey::Group { group })) => {
+                                match record.value.map(GroupValue::decode) {
+                                    Some(Ok(v)) => {
+                                        metadata.insert(group, Some(v));
+                                    }
+                                    None => {
+                                        metadata.insert(group, None);
+                                    }
+                                    Some(Err(e)) => {
+                                        tracing::warn!(error = %e, "skipping unreadable group record")
+                                    }
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "skipping unreadable {OFFSETS_TOPIC} key")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut ids: Vec<String> = metadata.keys().chain(offsets.keys()).cloned().collect();
+        ids.sort();
+        ids.dedup();
+        for id in ids {
+            let classic = match metadata.remove(&id).flatten() {
+                Some(v) => ClassicGroup::restore(value_snapshot(&id, v), &self.config.group, now),
+                None => ClassicGroup::new(id.clone(), now),
+            };
+            let offsets = offsets.remove(&id).unwrap_or_default();
+            if classic.members().next().is_none() && offsets.is_empty() {
+                continue;
+            }
+            groups.groups.insert(id, GroupEntry { classic, offsets });
+        }
+        groups.last_expiry_check_ms = now;
+        Ok(groups.groups.len())
+    }
+
+    /// Runs group timers (session and rebalance timeouts) and offset expiry
+    /// until shutdown. Sleeps until the earliest deadline, or until a change
+    /// may have moved it.
+    pub async fn run_timers(self: Arc<Self>, state: State, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let now = now_ms();
+            let next = {
+                let mut groups = self.groups.lock().await;
+                let ids: Vec<String> = groups.groups.keys().cloned().collect();
+                for id in ids {
+                    let Some(entry) = groups.groups.get_mut(&id) else {
+                        continue;
+                    };
+                    if entry.classic.next_deadline_ms().is_some_and(|d| d <= now) {
+                        let outputs = entry.classic.tick(&self.config.group, now);
+                        if !outputs.is_empty() {
+                            let entry = &groups.groups[&id];
+                            self.apply_outputs(&state, &id, entry, outputs).await;
+                        }
+                    }
+                }
+                if now - groups.last_expiry_check_ms
+                    >= self.config.offsets_retention_check_interval_ms
+                {
+                    groups.last_expiry_check_ms = now;
+                    self.expire_offsets(&state, &mut groups, now).await;
+                }
+                groups
+                    .groups
+                    .values()
+                    .filter_map(|e| e.classic.next_deadline_ms())
+                    .min()
+            };
+            let sleep = next
+                .map(|d| {
+                    Duration::from_millis(
+                        (d - now_ms()).clamp(0, MAX_TIMER_SLEEP.as_millis() as i64) as u64,
+                    )
+                })
+                .unwrap_or(MAX_TIMER_SLEEP);
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(sleep) => {}
+                _ = self.timers_changed.notified() => {}
+            }
+        }
+    }
+
+    /// Removes offsets of empty groups older than `offsets.retention.minutes`
+    /// (tombstones in the log), and groups left with nothing.
+    async fn expire_offsets(&self, state: &State, groups: &mut Groups, now: i64) {
+        let retention = self.config.offsets_retention_ms;
+        let mut emptied = Vec::new();
+        for (id, entry) in groups.groups.iter_mut() {
+            if entry.classic.members().next().is_some() {
+                continue;
+            }
+            let expired: Vec<(String, i32)> = entry
+                .offsets
+                .iter()
+                .filter(|(_, v)| now - v.commit_timestamp_ms >= retention)
+                .map(|(k, _)| k.clone())
+                .collect();
+            if expired.is_empty() && !entry.offsets.is_empty() {
+                continue;
+            }
+            let mut records: Vec<(Bytes, Option<Bytes>)> = expired
+                .iter()
+                .map(|(topic, partition)| {
+                    let key = OffsetsKey::Offset {
+                        group: id.clone(),
+                        topic: topic.clone(),
+                        partition: *partition,
+                    };
+                    (key.encode(), None)
+                })
+                .collect();
+            let all_gone = expired.len() == entry.offsets.len();
+            if all_gone {
+                records.push((OffsetsKey::Group { group: id.clone() }.encode(), None));
+            }
+            if self.append(state, id, records).await.is_ok() {
+                for k in &expired {
+                    entry.offsets.remove(k);
+                }
+                if all_gone {
+                    emptied.push(id.clone());
+                }
+                tracing::info!(group = %id, expired = expired.len(), "expired committed offsets");
+            }
+        }
+        for id in emptied {
+            groups.groups.remove(&id);
+        }
+    }
+}

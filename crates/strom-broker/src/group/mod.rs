@@ -1,0 +1,7 @@
+//! Consumer groups: the classic group state machine, the coordinator runtime
+//! that persists groups and offsets in `__consumer_offsets`, and that topic's
+//! record formats.
+
+pub mod classic;
+pub mod coordinator;
+pub mod records;
