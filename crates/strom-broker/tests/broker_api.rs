@@ -310,3 +310,101 @@ async fn a_topic_compression_type_recompresses_what_producers_send() {
         assert!(!values(&records).is_empty());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_topic_keeps_the_latest_value_per_key_and_drops_expired_tombstones() {
+    let broker = start_with(&[("log.cleaner.backoff.ms", "100")]).await;
+    let mut client = broker.client().await;
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "400"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "0"),
+    ];
+    assert_eq!(
+        create_topic(&mut client, "compact", 1, &configs)
+            .await
+            .topics[0]
+            .error_code,
+        0
+    );
+    let keyed = |key: &str, value: Option<&str>| {
+        let mut b = RecordBatchBuilder::new(Compression::None);
+        b.push(
+            now_ms(),
+            Some(Bytes::from(key.to_owned())),
+            value.map(|v| Bytes::from(v.to_owned())),
+            Vec::new(),
+        );
+        b.build().unwrap().freeze()
+    };
+    for round in 0..10 {
+        for key in ["a", "b", "c"] {
+            produce(
+                &mut client,
+                "compact",
+                0,
+                keyed(key, Some(&format!("{key}{round}"))),
+            )
+            .await;
+        }
+    }
+    produce(&mut client, "compact", 0, keyed("c", None)).await;
+    // Enough later writes that the records above are out of the active segment.
+    for i in 0..10 {
+        produce(
+            &mut client,
+            "compact",
+            0,
+            keyed("z", Some(&format!("z{i}"))),
+        )
+        .await;
+    }
+    let read_all = |records: Vec<Bytes>| {
+        let mut out = Vec::new();
+        for chunk in records {
+            for b in BatchIter::new(&chunk) {
+                let (_, range) = b.unwrap();
+                for r in decode_records(&chunk[range], 1 << 20).unwrap() {
+                    let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+                    out.push((key, r.value.map(|v| String::from_utf8(v.to_vec()).unwrap())));
+                }
+            }
+        }
+        out
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let mut offset = 0;
+        let mut chunks = Vec::new();
+        loop {
+            let p = fetch(&mut client, "compact", 0, offset, 0).await;
+            let records = p.records.unwrap_or_default();
+            if records.is_empty() {
+                break;
+            }
+            let last = BatchIter::new(&records)
+                .map(|b| b.unwrap().0.last_offset())
+                .last()
+                .unwrap();
+            offset = last + 1;
+            chunks.push(records);
+            if offset >= p.high_watermark {
+                break;
+            }
+        }
+        let records = read_all(chunks);
+        let a: Vec<_> = records.iter().filter(|(k, _)| k == "a").collect();
+        let c: Vec<_> = records.iter().filter(|(k, _)| k == "c").collect();
+        if a.len() == 1 && c.is_empty() {
+            assert_eq!(a[0].1.as_deref(), Some("a9"));
+            assert_eq!(records.iter().filter(|(k, _)| k == "b").count(), 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted in time: {records:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
