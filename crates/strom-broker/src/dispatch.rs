@@ -118,6 +118,12 @@ pub async fn dispatch(
         apis::LIST_GROUPS => handlers::list_groups::handle(state, &request, body).await,
         apis::DELETE_GROUPS => handlers::delete_groups::handle(state, &request, body).await,
         apis::OFFSET_DELETE => handlers::offset_delete::handle(state, &request, body).await,
+        apis::CONSUMER_GROUP_HEARTBEAT => {
+            handlers::consumer_group_heartbeat::handle(state, &request, body).await
+        }
+        apis::CONSUMER_GROUP_DESCRIBE => {
+            handlers::consumer_group_describe::handle(state, &request, body).await
+        }
         other => Err(format!("no handler for advertised API {other}")),
     };
     result.unwrap_or_else(|reason| Outcome::Close(format!("invalid request: {reason}")))

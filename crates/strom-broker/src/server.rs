@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::config::BrokerConfig;
 use crate::group::classic::GroupConfig;
+use crate::group::consumer::ConsumerGroupConfig;
 use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::replica_manager::ReplicaManager;
 use crate::state::{BrokerState, State};
@@ -133,6 +134,11 @@ impl Broker {
             offsets_retention_ms: config.offsets_retention_ms,
             offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
             offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+            consumer: ConsumerGroupConfig {
+                session_timeout_ms: config.group_consumer_session_timeout_ms,
+                heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+                ..ConsumerGroupConfig::default()
+            },
         }));
         let state: State = Arc::new(BrokerState {
             groups: groups.clone(),

@@ -32,6 +32,8 @@ pub const CREATE_PARTITIONS: i16 = 37;
 pub const INCREMENTAL_ALTER_CONFIGS: i16 = 44;
 pub const OFFSET_DELETE: i16 = 47;
 pub const DESCRIBE_CLUSTER: i16 = 60;
+pub const CONSUMER_GROUP_HEARTBEAT: i16 = 68;
+pub const CONSUMER_GROUP_DESCRIBE: i16 = 69;
 
 /// One row of the ApiVersions answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +81,8 @@ pub const ADVERTISED: &[ApiRange] = &[
     r(INCREMENTAL_ALTER_CONFIGS, 0, 1),
     r(OFFSET_DELETE, 0, 0),
     r(DESCRIBE_CLUSTER, 0, 1),
+    r(CONSUMER_GROUP_HEARTBEAT, 0, 1),
+    r(CONSUMER_GROUP_DESCRIBE, 0, 1),
 ];
 
 /// The advertised range for `api_key`, if the broker serves it.

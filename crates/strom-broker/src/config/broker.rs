@@ -66,6 +66,10 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`. Default 4096.
     pub offset_metadata_max_bytes: usize,
+    /// `group.consumer.session.timeout.ms`. Default 45 s.
+    pub group_consumer_session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`. Default 5 s.
+    pub group_consumer_heartbeat_interval_ms: i32,
     /// `log.cleaner.backoff.ms`. Default 15 s.
     pub cleaner_backoff_ms: u64,
     /// Every property that was set explicitly (file, env, flags), by Kafka name.
@@ -168,6 +172,9 @@ impl BrokerConfig {
             offsets_retention_check_interval_ms: int("offsets.retention.check.interval.ms"),
             offset_metadata_max_bytes: int("offset.metadata.max.bytes") as usize,
             cleaner_backoff_ms: int("log.cleaner.backoff.ms") as u64,
+            group_consumer_session_timeout_ms: int("group.consumer.session.timeout.ms") as i32,
+            group_consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms")
+                as i32,
             explicit: props,
         })
     }

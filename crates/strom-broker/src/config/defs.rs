@@ -475,6 +475,22 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "How often the cleaner looks for compacted partitions to clean.",
     ),
     def(
+        "group.consumer.session.timeout.ms",
+        Int,
+        "45000",
+        Range(1, I32_MAX),
+        None,
+        "Session timeout of KIP-848 consumer group members.",
+    ),
+    def(
+        "group.consumer.heartbeat.interval.ms",
+        Int,
+        "5000",
+        Range(1, I32_MAX),
+        None,
+        "Heartbeat interval KIP-848 consumer group members are told to use.",
+    ),
+    def(
         "offset.metadata.max.bytes",
         Int,
         "4096",

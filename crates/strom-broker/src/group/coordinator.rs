@@ -21,6 +21,7 @@ use super::classic::{
     ClassicGroup, GroupConfig, GroupSnapshot, JoinResponse, MemberSnapshot, Output, RequestId,
     SyncResponse,
 };
+use super::consumer::{ConsumerGroup, ConsumerGroupConfig, TopicsView};
 use super::records::{GroupValue, MemberValue, OffsetValue, OffsetsKey};
 use crate::admin;
 use crate::state::{now_ms, State};
@@ -48,6 +49,8 @@ pub struct CoordinatorConfig {
     pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes` (4096).
     pub offset_metadata_max_bytes: usize,
+    /// KIP-848 consumer groups: session timeout, heartbeat interval, assignors.
+    pub consumer: ConsumerGroupConfig,
 }
 
 /// A delayed answer to a JoinGroup or SyncGroup.
@@ -57,9 +60,54 @@ pub enum Reply {
 }
 
 /// One group: its membership state machine and its committed offsets.
+///
+/// A group speaks one protocol at a time: `consumer` is set while it is a
+/// KIP-848 consumer group; otherwise `classic` holds its membership. An empty
+/// group switches protocol with its first member (offsets are kept), as Kafka
+/// allows; a non-empty group refuses members of the other protocol.
 pub struct GroupEntry {
     pub classic: ClassicGroup,
+    pub consumer: Option<ConsumerGroup>,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+}
+
+impl GroupEntry {
+    /// A new, empty classic group.
+    pub fn new(group_id: &str, now_ms: i64) -> Self {
+        GroupEntry {
+            classic: ClassicGroup::new(group_id.to_owned(), now_ms),
+            consumer: None,
+            offsets: BTreeMap::new(),
+        }
+    }
+    /// Whether no member of either protocol is in the group.
+    pub fn is_empty(&self) -> bool {
+        self.classic.members().next().is_none()
+            && self.consumer.as_ref().is_none_or(|c| c.is_empty())
+    }
+    /// The group's type as ListGroups reports it.
+    pub fn group_type(&self) -> &'static str {
+        if self.consumer.is_some() {
+            "consumer"
+        } else {
+            "classic"
+        }
+    }
+    /// The group's state name as ListGroups reports it.
+    pub fn state_name(&self) -> &'static str {
+        match &self.consumer {
+            Some(c) => c.state().name(),
+            None => self.classic.state().name(),
+        }
+    }
+    /// The earliest timer of either state machine.
+    fn next_deadline_ms(&self) -> Option<i64> {
+        let consumer = self.consumer.as_ref().and_then(|c| c.next_deadline_ms());
+        match (self.classic.next_deadline_ms(), consumer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// Every group this coordinator owns.
@@ -381,7 +429,14 @@ impl GroupCoordinator {
             if classic.members().next().is_none() && offsets.is_empty() {
                 continue;
             }
-            groups.groups.insert(id, GroupEntry { classic, offsets });
+            groups.groups.insert(
+                id,
+                GroupEntry {
+                    classic,
+                    consumer: None,
+                    offsets,
+                },
+            );
         }
         groups.last_expiry_check_ms = now;
         Ok(groups.groups.len())
@@ -407,6 +462,15 @@ impl GroupCoordinator {
                             self.apply_outputs(&state, &id, entry, outputs).await;
                         }
                     }
+                    if let Some(consumer) =
+                        groups.groups.get_mut(&id).and_then(|e| e.consumer.as_mut())
+                    {
+                        if consumer.next_deadline_ms().is_some_and(|d| d <= now) {
+                            for removed in consumer.tick(now) {
+                                tracing::info!(group = %id, ?removed, "consumer group member removed");
+                            }
+                        }
+                    }
                 }
                 if now - groups.last_expiry_check_ms
                     >= self.config.offsets_retention_check_interval_ms
@@ -417,7 +481,7 @@ impl GroupCoordinator {
                 groups
                     .groups
                     .values()
-                    .filter_map(|e| e.classic.next_deadline_ms())
+                    .filter_map(GroupEntry::next_deadline_ms)
                     .min()
             };
             let sleep = next
@@ -441,7 +505,7 @@ impl GroupCoordinator {
         let retention = self.config.offsets_retention_ms;
         let mut emptied = Vec::new();
         for (id, entry) in groups.groups.iter_mut() {
-            if entry.classic.members().next().is_some() {
+            if !entry.is_empty() {
                 continue;
             }
             let expired: Vec<(String, i32)> = entry
@@ -482,4 +546,14 @@ impl GroupCoordinator {
             groups.groups.remove(&id);
         }
     }
+}
+
+/// The topics a consumer group may subscribe to, by name: every non-internal topic.
+pub fn topics_view(image: &strom_controller::ClusterImage) -> TopicsView {
+    image
+        .topics
+        .values()
+        .filter(|t| !t.is_internal())
+        .map(|t| (t.name.clone(), (t.topic_id, t.partitions.len() as i32)))
+        .collect()
 }

@@ -3,5 +3,6 @@
 //! record formats.
 
 pub mod classic;
+pub mod consumer;
 pub mod coordinator;
 pub mod records;

@@ -25,6 +25,11 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                     out.error_message = Some(StrBytes::from(format!("Group {id} not found.")));
                 }
             }
+            Some(entry) if entry.consumer.is_some() => {
+                // A KIP-848 group seen through the classic API: its state and type.
+                out.group_state = StrBytes::from(entry.state_name());
+                out.protocol_type = StrBytes::from("consumer");
+            }
             Some(entry) => {
                 let g = &entry.classic;
                 out.group_state = StrBytes::from(g.state().name());

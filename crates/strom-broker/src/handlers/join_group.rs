@@ -9,7 +9,7 @@ use strom_protocol::ErrorCode;
 
 use super::HandlerResult;
 use crate::dispatch::Request;
-use crate::group::classic::{self, ClassicGroup};
+use crate::group::classic;
 use crate::group::coordinator::{new_member_id, GroupEntry, Reply};
 use crate::state::{now_ms, State};
 
@@ -84,10 +84,20 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
         let entry = groups
             .groups
             .entry(group_id.clone())
-            .or_insert_with(|| GroupEntry {
-                classic: ClassicGroup::new(group_id.clone(), now),
-                offsets: Default::default(),
-            });
+            .or_insert_with(|| GroupEntry::new(&group_id, now));
+        match &entry.consumer {
+            // A KIP-848 group with members does not take classic members.
+            Some(c) if !c.is_empty() => {
+                coordinator.forget(id);
+                return Ok(request.respond(&error_response(
+                    ErrorCode::InconsistentGroupProtocol,
+                    req.member_id.as_str(),
+                )));
+            }
+            // An empty one becomes a classic group again; its offsets stay.
+            Some(_) => entry.consumer = None,
+            None => {}
+        }
         let prefix = instance_id.unwrap_or(client_id);
         let outputs = entry
             .classic

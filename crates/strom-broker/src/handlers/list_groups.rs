@@ -8,9 +8,6 @@ use super::HandlerResult;
 use crate::dispatch::Request;
 use crate::state::State;
 
-/// Group type of classic groups (KIP-848 names the types).
-const CLASSIC: &str = "classic";
-
 pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> HandlerResult {
     let req: ListGroupsRequest = request.decode(state, body)?;
     let groups = state.groups.lock().await;
@@ -19,29 +16,33 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
         .groups
         .iter()
         .filter(|(_, e)| {
-            let s = e.classic.state().name();
             req.states_filter.is_empty()
                 || req
                     .states_filter
                     .iter()
-                    .any(|f| f.as_str().eq_ignore_ascii_case(s))
+                    .any(|f| f.as_str().eq_ignore_ascii_case(e.state_name()))
         })
-        .filter(|_| {
+        .filter(|(_, e)| {
             req.types_filter.is_empty()
                 || req
                     .types_filter
                     .iter()
-                    .any(|t| t.as_str().eq_ignore_ascii_case(CLASSIC))
+                    .any(|t| t.as_str().eq_ignore_ascii_case(e.group_type()))
         })
         .map(|(id, e)| {
             let mut g = ListedGroup::default();
             g.group_id = StrBytes::from(id.as_str());
-            g.protocol_type = StrBytes::from(e.classic.protocol_type().unwrap_or(""));
+            let protocol_type = if e.consumer.is_some() {
+                Some("consumer")
+            } else {
+                e.classic.protocol_type()
+            };
+            g.protocol_type = StrBytes::from(protocol_type.unwrap_or(""));
             if request.version >= 4 {
-                g.group_state = StrBytes::from(e.classic.state().name());
+                g.group_state = StrBytes::from(e.state_name());
             }
             if request.version >= 5 {
-                g.group_type = StrBytes::from(CLASSIC);
+                g.group_type = StrBytes::from(e.group_type());
             }
             g
         })

@@ -9,7 +9,6 @@ use strom_protocol::ErrorCode;
 
 use super::HandlerResult;
 use crate::dispatch::Request;
-use crate::group::classic::ClassicGroup;
 use crate::group::coordinator::GroupEntry;
 use crate::group::records::{OffsetValue, OffsetsKey};
 use crate::state::{now_ms, State};
@@ -55,6 +54,10 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
     let now = now_ms();
     let mut groups = coordinator.lock().await;
     let validation = match groups.groups.get(&group_id) {
+        // KIP-848 groups check the member epoch instead of a generation.
+        Some(GroupEntry {
+            consumer: Some(c), ..
+        }) => c.validate_offset_commit(member_id, generation),
         Some(entry) => entry
             .classic
             .validate_offset_commit(member_id, instance_id, generation),
@@ -120,10 +123,7 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
         let entry = groups
             .groups
             .entry(group_id.clone())
-            .or_insert_with(|| GroupEntry {
-                classic: ClassicGroup::new(group_id.clone(), now),
-                offsets: Default::default(),
-            });
+            .or_insert_with(|| GroupEntry::new(&group_id, now));
         for (key, value, _) in accepted {
             entry.offsets.insert(key, value);
         }
