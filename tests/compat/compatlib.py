@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -242,7 +243,8 @@ def produce(client: str, bootstrap: str, topic: str, count: int, compression: st
 
 def confluent_consumer(bootstrap: str, **extra) -> Consumer:
     # confluent-kafka insists on a group.id even for assign(); we never subscribe or commit,
-    # and start from explicit offsets, so the group is not used (groups: issue 3).
+    # and start from explicit offsets, so the group is not used (group tests pass their own
+    # group.id and subscribe: test_groups.py).
     conf = {
         "bootstrap.servers": bootstrap,
         "group.id": "strom-compat-assign-only",
@@ -435,3 +437,341 @@ def check_exactly_once(produced: ProduceResult, consumed: list[dict], producer: 
         problem(f"{consumer} consumed {len(consumed)} records, want exactly {count}")
 
     assert not problems, f"{producer} -> {consumer}:\n  " + "\n  ".join(problems)
+
+
+# ------------------------------------------------------------------ consumer groups
+#
+# Group members run for as long as a test needs them, so each one polls on its own thread
+# (confluent-kafka, kafka-python) or is a separate process (Java), and records what it saw:
+# records as {"p", "o", "k", "v"} (key and value decoded as UTF-8) and rebalance callbacks as
+# (monotonic time, "assigned"|"revoked"|"lost", [partitions]).
+
+
+def produce_text(bootstrap: str, topic: str, records: list[tuple[int, str, str]]) -> list[tuple[int, int, str]]:
+    """Sends (partition, key, value) records with acks=all, one at a time in order; returns
+    (partition, offset, value) per record as acknowledged."""
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True, "linger.ms": 5})
+    acks: dict[int, tuple[int, int, str]] = {}
+    errors: dict[int, str] = {}
+
+    def on_delivery(i):
+        def cb(err, msg):
+            if err is None:
+                acks[i] = (msg.partition(), msg.offset(), msg.value().decode())
+            else:
+                errors[i] = str(err)
+
+        return cb
+
+    for i, (partition, key, value) in enumerate(records):
+        producer.produce(topic, key=key.encode(), value=value.encode(), partition=partition, on_delivery=on_delivery(i))
+        producer.poll(0)
+    remaining = producer.flush(60)
+    assert remaining == 0 and not errors, f"produce to {topic}: {remaining} undelivered, errors {list(errors.items())[:5]}"
+    return [acks[i] for i in range(len(records))]
+
+
+def wait_until(what: str, predicate, timeout_s: float, interval_s: float = 0.2):
+    """Polls `predicate()` until it returns something truthy (returned); fails after timeout_s
+    with `what` and the last value seen."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}; last: {last!r}")
+        time.sleep(interval_s)
+
+
+class GroupMember:
+    """What every group member records; subclasses feed `records` and `events`."""
+
+    name = "member"
+
+    def __init__(self):
+        self.records: list[dict] = []
+        self.events: list[tuple[float, str, list[int]]] = []
+        self.error: BaseException | None = None
+
+    def _event(self, kind: str, partitions) -> None:
+        self.events.append((time.monotonic(), kind, sorted(partitions)))
+
+    @property
+    def assignment(self) -> list[int] | None:
+        """Partitions after the last rebalance callback (None before the first assignment)."""
+        current = None
+        for _, kind, partitions in self.events:
+            if kind == "assigned":
+                current = sorted(set(current or []) | set(partitions))  # eager: full set; cooperative: increment
+            elif kind in ("revoked", "lost"):
+                current = sorted(set(current or []) - set(partitions))
+        return current
+
+    def wait_for_assignment(self, partitions: list[int], timeout_s: float) -> float:
+        """Waits until this member's callbacks say it owns exactly `partitions`; returns when."""
+        want = sorted(partitions)
+        wait_until(f"{self.name} to be assigned {want} (events {self.events})", lambda: self.assignment == want or self.error, timeout_s)
+        if self.error:
+            raise AssertionError(f"{self.name} failed: {self.error!r}")
+        return time.monotonic()
+
+    def wait_for_records(self, count: int, timeout_s: float) -> list[dict]:
+        wait_until(f"{self.name} to receive {count} records (has {len(self.records)})", lambda: len(self.records) >= count or self.error, timeout_s)
+        if self.error:
+            raise AssertionError(f"{self.name} failed: {self.error!r}")
+        return list(self.records)
+
+
+class ConfluentGroupMember(GroupMember):
+    """A confluent-kafka Consumer subscribed to `topic` in `group` (classic protocol), polled on
+    a thread. `commit`: "auto" (enable.auto.commit, 5 s), "sync" (synchronous commit after
+    every record) or "none". All client calls happen on the polling thread."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, commit: str = "auto", client_id: str = "strom-compat-confluent-member", **extra):
+        super().__init__()
+        import threading
+
+        self.name = f"confluent-kafka {client_id}"
+        self.commit = commit
+        self.commits = 0
+        conf = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "client.id": client_id,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": commit == "auto",
+            "group.protocol": "classic",
+        }
+        conf.update(extra)
+        self.consumer = Consumer(conf)
+        self._stop = threading.Event()
+        self.consumer.subscribe(
+            [topic],
+            on_assign=lambda c, ps: self._event("assigned", [tp.partition for tp in ps]),
+            on_revoke=lambda c, ps: self._event("revoked", [tp.partition for tp in ps]),
+            on_lost=lambda c, ps: self._event("lost", [tp.partition for tp in ps]),
+        )
+        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.closed_at: float | None = None
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                msg = self.consumer.poll(0.1)
+                if msg is None:
+                    continue
+                if msg.error():
+                    raise KafkaException(msg.error())
+                key, value = msg.key(), msg.value()
+                self.records.append(
+                    {"p": msg.partition(), "o": msg.offset(), "k": key and key.decode(), "v": value and value.decode()}
+                )
+                if self.commit == "sync":
+                    self.consumer.commit(message=msg, asynchronous=False)
+                    self.commits += 1
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            self.error = e
+        finally:
+            self.consumer.close()
+            self.closed_at = time.monotonic()
+
+    def close(self, timeout_s: float = 30) -> None:
+        """Stops polling and closes the consumer (LeaveGroup), on its thread."""
+        self._stop.set()
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), f"{self.name}: close() did not return within {timeout_s}s"
+
+
+class KafkaPythonGroupMember(GroupMember):
+    """A kafka-python KafkaConsumer subscribed to `topic` in `group`, polled on a thread.
+    `commit="sync"` commits synchronously (commit()) after every non-empty poll."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, commit: str = "auto", client_id: str = "strom-compat-kafka-python-member", **extra):
+        super().__init__()
+        import threading
+
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        member = self
+
+        class Listener(ConsumerRebalanceListener):
+            def on_partitions_assigned(self, assigned):
+                member._event("assigned", [tp.partition for tp in assigned])
+
+            def on_partitions_revoked(self, revoked):
+                member._event("revoked", [tp.partition for tp in revoked])
+
+        self.name = f"kafka-python {client_id}"
+        self.commit = commit
+        self.commits = 0
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=client_id,
+            auto_offset_reset="earliest",
+            enable_auto_commit=commit == "auto",
+            **extra,
+        )
+        self.consumer.subscribe(topics=[topic], listener=Listener())
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                batches = self.consumer.poll(timeout_ms=100)
+                for tp in sorted(batches, key=lambda t: t.partition):
+                    for r in batches[tp]:
+                        self.records.append(
+                            {"p": r.partition, "o": r.offset, "k": r.key and r.key.decode(), "v": r.value and r.value.decode()}
+                        )
+                if batches and self.commit == "sync":
+                    self.consumer.commit()
+                    self.commits += 1
+        except BaseException as e:  # noqa: BLE001 - reported to the test
+            self.error = e
+        finally:
+            self.consumer.close()
+
+    def close(self, timeout_s: float = 30) -> None:
+        self._stop.set()
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), f"{self.name}: close() did not return within {timeout_s}s"
+
+
+class JavaGroupMember(GroupMember):
+    """`Tool group-consume` (Java kafka-clients 3.9.1) as a process in its own process group;
+    its JSON lines are read on a thread. kill() is SIGKILL (no LeaveGroup); close() is SIGTERM,
+    on which the tool closes its consumer cleanly."""
+
+    def __init__(self, classpath: str, bootstrap: str, topic: str, group: str, commit: str = "auto",
+                 session_timeout_ms: int | None = None, client_id: str = "strom-compat-java-member",
+                 max_runtime_s: int = 300):
+        super().__init__()
+        import tempfile
+        import threading
+
+        self.name = f"java {client_id}"
+        self.committed: dict[int, int] = {}
+        self.closed_cleanly = False
+        self.stderr = tempfile.TemporaryFile()
+        args = ["group-consume", bootstrap, topic, group, commit,
+                "-" if session_timeout_ms is None else str(session_timeout_ms), client_id, str(max_runtime_s)]
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dfile.encoding=UTF-8",
+             "-cp", classpath, "Tool", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            start_new_session=True,
+        )
+        self.thread = threading.Thread(target=self._pump, name=self.name, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                self.error = AssertionError(f"unparseable line from {self.name}: {line!r}")
+                continue
+            event = obj.get("event")
+            if event is None:
+                self.records.append({"p": obj["partition"], "o": obj["offset"], "k": obj["key"], "v": obj["value"]})
+            elif event == "committed":
+                self.committed.update({int(p): o for p, o in obj["offsets"].items()})
+            elif event == "error":
+                self.error = AssertionError(f"{self.name}: {obj['error']}")
+            elif event == "closed":
+                self.closed_cleanly = self.error is None
+            else:
+                self._event(event, obj["partitions"])
+
+    def stderr_tail(self, limit: int = 3000) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode("utf-8", "replace")[-limit:]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.thread.join(10)
+
+    def close(self, timeout_s: float = 30) -> None:
+        """SIGTERM: the tool leaves the group and exits; SIGKILL if it does not within timeout_s."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(f"{self.name} did not exit within {timeout_s}s of SIGTERM\n{self.stderr_tail()}")
+        self.thread.join(10)
+
+
+def describe_group(bootstrap: str, group: str, timeout_s: float = 15):
+    """confluent-kafka AdminClient.describe_consumer_groups for one group."""
+    a = admin(bootstrap)
+    return a.describe_consumer_groups([group], request_timeout=timeout_s)[group].result(timeout=timeout_s + 5)
+
+
+def group_assignment(description) -> dict[str, list[int]]:
+    """client id -> sorted assigned partitions, per member of a ConsumerGroupDescription."""
+    out: dict[str, list[int]] = {}
+    for m in description.members:
+        out.setdefault(m.client_id, []).extend(tp.partition for tp in m.assignment.topic_partitions)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def wait_for_stable_group(bootstrap: str, group: str, want: dict[str, int] | None = None, timeout_s: float = 60):
+    """Waits until describe_consumer_groups shows `group` Stable with every member assigned
+    something and, if given, exactly the members {client id: partition count}; returns the
+    description."""
+    from confluent_kafka import ConsumerGroupState
+
+    def check():
+        try:
+            d = describe_group(bootstrap, group)
+        except Exception as e:  # noqa: BLE001 - e.g. coordinator still loading; keep polling
+            return None if "COORDINATOR" in str(e) else _raise(e)
+        got = group_assignment(d)
+        if d.state != ConsumerGroupState.STABLE or not got or not all(got.values()):
+            check.last = (d.state, got)
+            return None
+        if want is not None and {k: len(v) for k, v in got.items()} != want:
+            check.last = (d.state, got)
+            return None
+        return d
+
+    check.last = None
+    try:
+        return wait_until(f"group {group} Stable with {want}", check, timeout_s, interval_s=0.5)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last described (state, assignment): {check.last}") from None
+
+
+def _raise(e: BaseException):
+    raise e
+
+
+def committed_offsets(bootstrap: str, group: str, partitions: list | None = None, timeout_s: float = 15) -> dict[tuple[str, int], int]:
+    """AdminClient.list_consumer_group_offsets: {(topic, partition): committed offset}
+    (all of the group's offsets when `partitions` is None)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    a = admin(bootstrap)
+    request = ConsumerGroupTopicPartitions(group, partitions)
+    result = a.list_consumer_group_offsets([request], request_timeout=timeout_s)[group].result(timeout=timeout_s + 5)
+    out = {}
+    for tp in result.topic_partitions:
+        if tp.error is not None:
+            raise KafkaException(tp.error)
+        out[(tp.topic, tp.partition)] = tp.offset
+    return out

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from compatlib import consume_confluent, run_java
+from confluent_kafka import ConsumerGroupState, KafkaException
+
+from compatlib import committed_offsets, consume_confluent, describe_group, run_java, wait_until
 from conftest import ROOT, port_is_free
 
 pytestmark = pytest.mark.java
@@ -117,30 +119,64 @@ class JavaLineReader:
         self.proc.wait(timeout=30)
 
 
-@pytest.mark.xfail(reason="consumer groups: issue 3", run=False, strict=True)
+SEED_GROUP = "quickstart-events-group"
+# A SIGKILLed member stays in the group until its session times out (kafka-clients 3.9
+# default session.timeout.ms=45000); only then can the group rebalance to a new member.
+SEED_SESSION_TIMEOUT_S = 45
+
+
+def wait_for_seed_member_assigned(bootstrap: str, timeout_s: float) -> None:
+    """Waits until the seed group is Stable with a member that owns quickstart-events-0."""
+
+    def assigned():
+        try:
+            d = describe_group(bootstrap, SEED_GROUP)
+        except KafkaException:
+            return None
+        owned = [(tp.topic, tp.partition) for m in d.members for tp in m.assignment.topic_partitions]
+        assigned.last = (d.state, owned)
+        return d.state == ConsumerGroupState.STABLE and (SEED_TOPIC, 0) in owned
+
+    assigned.last = None
+    try:
+        wait_until(f"group {SEED_GROUP} Stable with {SEED_TOPIC}-0 assigned", assigned, timeout_s, interval_s=0.5)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; last (state, assignment): {assigned.last}") from None
+
+
+def parse_consumer_lines(lines: list[str]) -> list[tuple[int, str]]:
+    parsed = [CONSUMER_LINE.match(line) for line in lines]
+    assert all(parsed), f"unexpected AutoCommitConsumer output: {lines}"
+    return [(int(m[1]), m[2]) for m in parsed]
+
+
 def test_seed_auto_commit_consumer_resumes_from_committed_offset_after_restart(seed_broker, java_classpath):
-    run_java(java_classpath, "SyncProducer", [], timeout_s=120)
+    """The seed consumer sets no auto.offset.reset, so Kafka's default `latest` applies: a new
+    group starts at the end of the log. So the consumer joins first and the producer runs once
+    it owns the partition; after a kill -9 the next consumer resumes at the auto-committed offset."""
+    bootstrap = seed_broker.bootstrap
     first = JavaLineReader(java_classpath, "AutoCommitConsumer")
     try:
-        got = first.read(10, timeout_s=60)
+        # Its subscription auto-creates the topic (one partition) through Metadata.
+        wait_for_seed_member_assigned(bootstrap, timeout_s=60)
+        run_java(java_classpath, "SyncProducer", [], timeout_s=120)  # offsets 0..9
+        got = first.read(10, timeout_s=30)
         # auto.commit.interval.ms=1000 and poll(5 s): wait past the next poll so the commit lands.
         time.sleep(8)
     finally:
         first.kill()
-    parsed = [CONSUMER_LINE.match(line) for line in got]
-    assert all(parsed), got
-    assert [(int(m[1]), m[2]) for m in parsed] == [(i, str(i)) for i in range(10)]
+    assert parse_consumer_lines(got) == [(i, str(i)) for i in range(10)]
+    assert committed_offsets(bootstrap, SEED_GROUP) == {(SEED_TOPIC, 0): 10}
 
     run_java(java_classpath, "SyncProducer", [], timeout_s=120)  # offsets 10..19
     second = JavaLineReader(java_classpath, "AutoCommitConsumer")
     try:
-        got = second.read(10, timeout_s=60)
-        extra = second.read(1, timeout_s=3)
+        # The killed member still blocks the rebalance until its session expires.
+        got = second.read(10, timeout_s=SEED_SESSION_TIMEOUT_S + 60)
+        extra = second.read(1, timeout_s=6)  # past one more poll(5 s)
     finally:
         second.kill()
-    parsed = [CONSUMER_LINE.match(line) for line in got]
-    assert all(parsed), got
-    assert [(int(m[1]), m[2]) for m in parsed] == [(10 + i, str(i)) for i in range(10)]
+    assert parse_consumer_lines(got) == [(10 + i, str(i)) for i in range(10)]
     assert extra == [], f"consumer re-read records after restart: {extra}"
 
 

@@ -7,19 +7,29 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Base64;
+import java.util.Collection;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
+import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.WakeupException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
 
 /**
  * The Java kafka-clients side of the compatibility suite (project code, not the seed).
@@ -36,6 +46,20 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *     as a JSON line {"p","o","k","v","h","ts","tt"} (bytes base64, null as null) until
  *     expected-count records arrived, then polls one more second to expose duplicates.
  *     Exit 2 if the count was not reached before the timeout (default 120 s).
+ *
+ * group-consume &lt;bootstrap&gt; &lt;topic&gt; &lt;group&gt; &lt;auto|sync|none&gt; [session-timeout-ms|-] [client-id] [max-runtime-s]
+ *     A member of a classic consumer group: subscribe(topic) with group.id=group,
+ *     auto.offset.reset=earliest, String keys and values. Commit mode: auto =
+ *     enable.auto.commit=true (Kafka's 5 s interval); sync = enable.auto.commit=false and
+ *     commitSync() after every non-empty poll; none = never commits. "-" keeps the client's
+ *     default session.timeout.ms (45000). Prints, one JSON line each, flushed as they happen:
+ *       {"partition","offset","key","value"}                          per record
+ *       {"event":"assigned"|"revoked"|"lost","partitions":[...]}        per rebalance callback
+ *       {"event":"committed","offsets":{"partition":next-offset,...}}   after each commitSync
+ *       {"event":"error","error":"..."}                                 the poll loop failed (exit 1)
+ *       {"event":"closed"}                                              after close()
+ *     Runs until SIGTERM (then closes cleanly: LeaveGroup, exit 0), SIGKILL, or max-runtime-s
+ *     (default 600, so an orphan cannot outlive a crashed test run by long).
  * </pre>
  */
 public class Tool {
@@ -52,9 +76,16 @@ public class Tool {
         } else if (args.length >= 5 && args[0].equals("consume")) {
             int timeoutS = args.length >= 6 ? Integer.parseInt(args[5]) : 120;
             System.exit(consume(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]), timeoutS));
+        } else if (args.length >= 5 && args[0].equals("group-consume")) {
+            String sessionTimeoutMs = args.length >= 6 && !args[5].equals("-") ? args[5] : null;
+            String clientId = args.length >= 7 ? args[6] : "strom-compat-java-group-member";
+            int maxRuntimeS = args.length >= 8 ? Integer.parseInt(args[7]) : 600;
+            System.exit(groupConsume(args[1], args[2], args[3], args[4], sessionTimeoutMs, clientId, maxRuntimeS));
         } else {
             System.err.println("usage: Tool produce <bootstrap> <topic> <count> <compression>\n"
-                    + "       Tool consume <bootstrap> <topic> <partitions> <expected-count> [timeout-s]");
+                    + "       Tool consume <bootstrap> <topic> <partitions> <expected-count> [timeout-s]\n"
+                    + "       Tool group-consume <bootstrap> <topic> <group> <auto|sync|none>"
+                    + " [session-timeout-ms|-] [client-id] [max-runtime-s]");
             System.exit(64);
         }
     }
@@ -169,6 +200,116 @@ public class Tool {
         }
         flushOut();
         return seen >= expected ? 0 : 2;
+    }
+
+    static int groupConsume(String bootstrap, String topic, String group, String commitMode,
+            String sessionTimeoutMs, String clientId, int maxRuntimeS) throws Exception {
+        if (!commitMode.equals("auto") && !commitMode.equals("sync") && !commitMode.equals("none")) {
+            System.err.println("commit mode must be auto, sync or none, not " + commitMode);
+            return 64;
+        }
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("group.id", group);
+        p.put("client.id", clientId);
+        p.put("enable.auto.commit", commitMode.equals("auto") ? "true" : "false");
+        p.put("auto.offset.reset", "earliest");
+        if (sessionTimeoutMs != null) {
+            p.put("session.timeout.ms", sessionTimeoutMs);
+        }
+        p.put("key.deserializer", StringDeserializer.class.getName());
+        p.put("value.deserializer", StringDeserializer.class.getName());
+
+        final KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p);
+        final CountDownLatch closed = new CountDownLatch(1);
+        int rc = 0;
+        // SIGTERM: wake the poll loop and wait for it to close the consumer (LeaveGroup).
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            consumer.wakeup();
+            try {
+                closed.await(30, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }));
+        try {
+            consumer.subscribe(List.of(topic), new ConsumerRebalanceListener() {
+                @Override
+                public void onPartitionsAssigned(Collection<TopicPartition> partitions) {
+                    rebalanceEvent("assigned", partitions);
+                }
+
+                @Override
+                public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+                    rebalanceEvent("revoked", partitions);
+                }
+
+                @Override
+                public void onPartitionsLost(Collection<TopicPartition> partitions) {
+                    rebalanceEvent("lost", partitions);
+                }
+            });
+            long deadline = System.currentTimeMillis() + maxRuntimeS * 1000L;
+            while (System.currentTimeMillis() < deadline) {
+                ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
+                if (records.isEmpty()) {
+                    continue;
+                }
+                Map<Integer, Long> next = new TreeMap<>();
+                for (ConsumerRecord<String, String> r : records) {
+                    emit("{\"partition\":" + r.partition() + ",\"offset\":" + r.offset()
+                            + ",\"key\":" + jsonOrNull(r.key()) + ",\"value\":" + jsonOrNull(r.value()) + "}");
+                    next.put(r.partition(), r.offset() + 1);
+                }
+                flushOut();
+                if (commitMode.equals("sync")) {
+                    Map<TopicPartition, OffsetAndMetadata> offsets = new TreeMap<>(
+                            (a, b) -> Integer.compare(a.partition(), b.partition()));
+                    for (Map.Entry<Integer, Long> e : next.entrySet()) {
+                        offsets.put(new TopicPartition(topic, e.getKey()), new OffsetAndMetadata(e.getValue()));
+                    }
+                    consumer.commitSync(offsets);
+                    StringBuilder sb = new StringBuilder("{\"event\":\"committed\",\"offsets\":{");
+                    boolean first = true;
+                    for (Map.Entry<Integer, Long> e : next.entrySet()) {
+                        sb.append(first ? "" : ",").append('"').append(e.getKey()).append("\":").append(e.getValue());
+                        first = false;
+                    }
+                    emit(sb.append("}}").toString());
+                    flushOut();
+                }
+            }
+        } catch (WakeupException e) {
+            // SIGTERM: fall through to a clean close.
+        } catch (RuntimeException e) {
+            emit("{\"event\":\"error\",\"error\":" + jsonString(e.toString()) + "}");
+            rc = 1;
+        } finally {
+            consumer.close(Duration.ofSeconds(20));
+            emit("{\"event\":\"closed\"}");
+            flushOut();
+            closed.countDown();
+        }
+        return rc;
+    }
+
+    static void rebalanceEvent(String event, Collection<TopicPartition> partitions) {
+        StringBuilder sb = new StringBuilder("{\"event\":\"").append(event).append("\",\"partitions\":[");
+        boolean first = true;
+        for (TopicPartition tp : partitions) {
+            sb.append(first ? "" : ",").append(tp.partition());
+            first = false;
+        }
+        emit(sb.append("]}").toString());
+        try {
+            flushOut();
+        } catch (IOException e) {
+            throw new RuntimeException(e);
+        }
+    }
+
+    static String jsonOrNull(String s) {
+        return s == null ? "null" : jsonString(s);
     }
 
     static String recordJson(ConsumerRecord<byte[], byte[]> r) {
