@@ -144,3 +144,109 @@ async fn a_simple_commit_needs_no_membership_and_delete_groups_removes_it() {
     );
     assert_eq!(fetch_committed(&mut client).await, -1);
 }
+
+fn consumer_heartbeat(member_id: &str, epoch: i32) -> ConsumerGroupHeartbeatRequest {
+    let mut req = ConsumerGroupHeartbeatRequest::default();
+    req.group_id = StrBytes::from("cg");
+    req.member_id = StrBytes::from(member_id);
+    req.member_epoch = epoch;
+    req.instance_id = None;
+    req.rack_id = None;
+    req.server_assignor = None;
+    req.subscribed_topic_regex = None;
+    req.rebalance_timeout_ms = if epoch == 0 { 30_000 } else { -1 };
+    req.subscribed_topic_names = (epoch == 0).then(|| vec![StrBytes::from("t")]);
+    req.topic_partitions = (epoch == 0).then(Vec::new);
+    req
+}
+
+async fn describe_consumer_group(
+    client: &mut Client,
+) -> consumer_group_describe_response::DescribedGroup {
+    let mut req = ConsumerGroupDescribeRequest::default();
+    req.group_ids = vec![StrBytes::from("cg")];
+    let resp: ConsumerGroupDescribeResponse = client.call(&req, 0).await;
+    assert_eq!(resp.groups.len(), 1);
+    assert_eq!(resp.groups[0].error_code, 0);
+    resp.groups[0].clone()
+}
+
+fn partitions(a: &consumer_group_describe_response::Assignment) -> Vec<i32> {
+    a.topic_partitions
+        .iter()
+        .flat_map(|tp| tp.partitions.iter().copied())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_group_membership_and_epochs_survive_a_restart() {
+    let props = [("offsets.topic.num.partitions", "3")];
+    let broker = start_with(&props).await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "t", 2, &[]).await;
+
+    let member_id = "5mBbMjKXR0y0Ytq3nKqGvA";
+    let joined: ConsumerGroupHeartbeatResponse =
+        client.call(&consumer_heartbeat(member_id, 0), 1).await;
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    assert!(joined.member_epoch >= 1);
+    let assigned: Vec<i32> = joined
+        .assignment
+        .as_ref()
+        .expect("an assignment")
+        .topic_partitions
+        .iter()
+        .flat_map(|tp| tp.partitions.iter().copied())
+        .collect();
+    assert_eq!(assigned, vec![0, 1]);
+    let before = describe_consumer_group(&mut client).await;
+    assert_eq!(before.members.len(), 1);
+
+    drop(client);
+    let broker = broker.restart(&props).await;
+    let mut client = broker.client().await;
+
+    let after = describe_consumer_group(&mut client).await;
+    assert_eq!(after.group_epoch, before.group_epoch);
+    assert_eq!(after.assignment_epoch, before.assignment_epoch);
+    assert_eq!(after.members.len(), 1);
+    let member = &after.members[0];
+    assert_eq!(member.member_id.as_str(), member_id);
+    assert_eq!(member.member_epoch, joined.member_epoch);
+    assert_eq!(partitions(&member.assignment), vec![0, 1]);
+    assert_eq!(partitions(&member.target_assignment), vec![0, 1]);
+
+    // The member carries on at its epoch: no fencing, no rebalance.
+    let beat: ConsumerGroupHeartbeatResponse = client
+        .call(&consumer_heartbeat(member_id, joined.member_epoch), 1)
+        .await;
+    assert_eq!(beat.error_code, 0, "{:?}", beat.error_message);
+    assert_eq!(beat.member_epoch, joined.member_epoch);
+    let again = describe_consumer_group(&mut client).await;
+    assert_eq!(again.group_epoch, before.group_epoch);
+
+    // The member leaves; after another restart the group is empty but known.
+    let left: ConsumerGroupHeartbeatResponse =
+        client.call(&consumer_heartbeat(member_id, -1), 1).await;
+    assert_eq!(left.error_code, 0);
+    drop(client);
+    let broker = broker.restart(&props).await;
+    let mut client = broker.client().await;
+    let emptied = describe_consumer_group(&mut client).await;
+    assert!(emptied.members.is_empty());
+    assert_eq!(emptied.group_state.as_str(), "Empty");
+    assert!(emptied.group_epoch > before.group_epoch);
+
+    // Deleting it tombstones its records: it is gone after a restart too.
+    let mut del = DeleteGroupsRequest::default();
+    del.groups_names = vec![StrBytes::from("cg")];
+    let resp: DeleteGroupsResponse = client.call(&del, 2).await;
+    assert_eq!(resp.results[0].error_code, 0);
+    drop(client);
+    let broker = broker.restart(&props).await;
+    let mut client = broker.client().await;
+    let mut req = ConsumerGroupDescribeRequest::default();
+    req.group_ids = vec![StrBytes::from("cg")];
+    let resp: ConsumerGroupDescribeResponse = client.call(&req, 0).await;
+    assert_eq!(resp.groups[0].error_code, ErrorCode::GroupIdNotFound.code());
+}

@@ -7,7 +7,7 @@
 //! persists it happen under it, so records reach the log in the order the
 //! changes happened.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,8 @@ use super::classic::{
     ClassicGroup, GroupConfig, GroupSnapshot, JoinResponse, MemberSnapshot, Output, RequestId,
     SyncResponse,
 };
-use super::consumer::{ConsumerGroup, ConsumerGroupConfig, TopicsView};
+use super::consumer::{ConsumerGroup, ConsumerGroupConfig, Output as ConsumerOutput, TopicsView};
+use super::consumer_records::{self, ConsumerKey, GroupRecordsLoad, OffsetsRecord};
 use super::records::{GroupValue, MemberValue, OffsetValue, OffsetsKey};
 use crate::admin;
 use crate::state::{now_ms, State};
@@ -69,6 +70,10 @@ pub struct GroupEntry {
     pub classic: ClassicGroup,
     pub consumer: Option<ConsumerGroup>,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// The member ids whose KIP-848 records are in the log (`None`: the log
+    /// holds no consumer-group records for this group). The next write
+    /// tombstones the members that are no longer in the group.
+    pub consumer_records: Option<BTreeSet<String>>,
 }
 
 impl GroupEntry {
@@ -78,6 +83,7 @@ impl GroupEntry {
             classic: ClassicGroup::new(group_id.to_owned(), now_ms),
             consumer: None,
             offsets: BTreeMap::new(),
+            consumer_records: None,
         }
     }
     /// Whether no member of either protocol is in the group.
@@ -269,6 +275,53 @@ impl GroupCoordinator {
         self.timers_changed.notify_one();
     }
 
+    /// Writes the KIP-848 records that describe the group's consumer state as
+    /// it is now, in one batch (atomic): the whole group, plus tombstones for
+    /// members written before and gone since. With no consumer group left
+    /// (deleted or turned classic), tombstones every consumer record written
+    /// for it. Kafka writes only the records that changed; writing the whole
+    /// group costs more bytes per change but keeps this stateless.
+    pub async fn persist_consumer_group(
+        &self,
+        state: &State,
+        group_id: &str,
+        entry: &mut GroupEntry,
+    ) -> Result<(), ErrorCode> {
+        let previous = entry.consumer_records.clone().unwrap_or_default();
+        let (records, written) = match &entry.consumer {
+            Some(group) => {
+                let snapshot = group.snapshot();
+                let written: BTreeSet<String> = snapshot
+                    .members
+                    .iter()
+                    .map(|m| m.member_id.clone())
+                    .collect();
+                (
+                    consumer_records::group_records(&snapshot, &previous),
+                    Some(written),
+                )
+            }
+            None if entry.consumer_records.is_some() => (
+                consumer_records::group_tombstones(group_id, &previous),
+                None,
+            ),
+            None => return Ok(()),
+        };
+        self.append(state, group_id, records).await?;
+        entry.consumer_records = written;
+        Ok(())
+    }
+
+    /// Tombstones for every consumer-group record written for the group (to
+    /// add to a batch that deletes the group).
+    pub fn consumer_tombstones(group_id: &str, entry: &GroupEntry) -> Vec<OffsetsRecord> {
+        entry
+            .consumer_records
+            .as_ref()
+            .map(|members| consumer_records::group_tombstones(group_id, members))
+            .unwrap_or_default()
+    }
+
     /// Makes sure `__consumer_offsets` exists, creating it as Kafka does on
     /// first use: compacted, `offsets.topic.num.partitions` partitions.
     pub fn ensure_offsets_topic(&self, state: &State) -> Result<(), ErrorCode> {
@@ -351,6 +404,7 @@ impl GroupCoordinator {
             .map_err(|_| "coordinator busy during load".to_owned())?;
         let mut metadata: HashMap<String, Option<GroupValue>> = HashMap::new();
         let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
+        let mut consumers: HashMap<String, GroupRecordsLoad> = HashMap::new();
         for p in 0..topic.partitions.len() as i32 {
             let Some(partition) = state.replicas.get(OFFSETS_TOPIC, p) else {
                 continue;
@@ -375,7 +429,9 @@ impl GroupCoordinator {
                         strom_protocol::records::decode_batch(&batch, LOAD_BATCH_CAP_BYTES)
                             .map_err(|e| e.to_string())?;
                     for record in records {
-                        let Some(key) = record.key else { continue };
+                        let Some(key) = record.key.clone() else {
+                            continue;
+                        };
                         match OffsetsKey::decode(key) {
                             Ok(Some(OffsetsKey::Offset {
                                 group,
@@ -408,7 +464,11 @@ impl GroupCoordinator {
                                     }
                                 }
                             }
-                            Ok(None) => {}
+                            Ok(None) => {
+                                if let Some(key) = record.key.clone() {
+                                    load_consumer_record(&mut consumers, key, record.value);
+                                }
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, "skipping unreadable {OFFSETS_TOPIC} key")
                             }
@@ -417,7 +477,12 @@ impl GroupCoordinator {
                 }
             }
         }
-        let mut ids: Vec<String> = metadata.keys().chain(offsets.keys()).cloned().collect();
+        let mut ids: Vec<String> = metadata
+            .keys()
+            .chain(offsets.keys())
+            .chain(consumers.keys())
+            .cloned()
+            .collect();
         ids.sort();
         ids.dedup();
         for id in ids {
@@ -426,15 +491,35 @@ impl GroupCoordinator {
                 None => ClassicGroup::new(id.clone(), now),
             };
             let offsets = offsets.remove(&id).unwrap_or_default();
-            if classic.members().next().is_none() && offsets.is_empty() {
+            let snapshot = match consumers.remove(&id).map(|c| c.into_snapshot(&id)) {
+                Some(Ok(s)) => s,
+                Some(Err(e)) => {
+                    tracing::error!(group = %id, error = %e, "dropping inconsistent consumer group records");
+                    None
+                }
+                None => None,
+            };
+            let snapshot = match snapshot {
+                Some(_) if classic.members().next().is_some() => {
+                    tracing::warn!(group = %id, "group has classic members and consumer records; keeping the classic group");
+                    None
+                }
+                s => s,
+            };
+            let consumer_records = snapshot
+                .as_ref()
+                .map(|s| s.members.iter().map(|m| m.member_id.clone()).collect());
+            let consumer = snapshot.map(|s| ConsumerGroup::restore(s, &self.config.consumer, now));
+            if classic.members().next().is_none() && offsets.is_empty() && consumer.is_none() {
                 continue;
             }
             groups.groups.insert(
                 id,
                 GroupEntry {
                     classic,
-                    consumer: None,
+                    consumer,
                     offsets,
+                    consumer_records,
                 },
             );
         }
@@ -462,13 +547,22 @@ impl GroupCoordinator {
                             self.apply_outputs(&state, &id, entry, outputs).await;
                         }
                     }
-                    if let Some(consumer) =
-                        groups.groups.get_mut(&id).and_then(|e| e.consumer.as_mut())
-                    {
-                        if consumer.next_deadline_ms().is_some_and(|d| d <= now) {
-                            for removed in consumer.tick(now) {
-                                tracing::info!(group = %id, ?removed, "consumer group member removed");
-                            }
+                    let Some(entry) = groups.groups.get_mut(&id) else {
+                        continue;
+                    };
+                    let outputs = match entry.consumer.as_mut() {
+                        Some(c) if c.next_deadline_ms().is_some_and(|d| d <= now) => c.tick(now),
+                        _ => Vec::new(),
+                    };
+                    for output in &outputs {
+                        if let ConsumerOutput::MemberRemoved { member_id, reason } = output {
+                            tracing::info!(group = %id, member_id, ?reason, "consumer group member removed");
+                        }
+                    }
+                    if !outputs.is_empty() {
+                        if let Err(code) = self.persist_consumer_group(&state, &id, entry).await {
+                            // The next successful write describes the whole group again.
+                            tracing::error!(group = %id, ?code, "persisting consumer group failed");
                         }
                     }
                 }
@@ -531,6 +625,7 @@ impl GroupCoordinator {
             let all_gone = expired.len() == entry.offsets.len();
             if all_gone {
                 records.push((OffsetsKey::Group { group: id.clone() }.encode(), None));
+                records.extend(Self::consumer_tombstones(id, entry));
             }
             if self.append(state, id, records).await.is_ok() {
                 for k in &expired {
@@ -545,6 +640,25 @@ impl GroupCoordinator {
         for id in emptied {
             groups.groups.remove(&id);
         }
+    }
+}
+
+/// Adds one KIP-848 record read back from the log to its group's state.
+fn load_consumer_record(
+    consumers: &mut HashMap<String, GroupRecordsLoad>,
+    key: Bytes,
+    value: Option<Bytes>,
+) {
+    match ConsumerKey::decode(key) {
+        Ok(Some(key)) => {
+            let group = key.group().to_owned();
+            if let Err(e) = consumers.entry(group).or_default().apply(key, value) {
+                tracing::warn!(error = %e, "skipping unreadable consumer group record");
+            }
+        }
+        // Share and streams group records are not ours to load.
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "skipping unreadable {OFFSETS_TOPIC} key"),
     }
 }
 

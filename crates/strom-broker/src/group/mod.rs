@@ -4,5 +4,6 @@
 
 pub mod classic;
 pub mod consumer;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod records;

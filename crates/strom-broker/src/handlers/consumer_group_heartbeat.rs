@@ -71,6 +71,11 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
         entry.consumer = Some(ConsumerGroup::new(group_id.clone()));
     }
     let group = entry.consumer.as_mut().expect("set above");
+    // Kept to undo the change if its records cannot be written: the member
+    // then gets an error and the group stays as the log describes it, as in
+    // Kafka (whose in-memory state is reverted when a write fails). Costs a
+    // copy of the group per heartbeat.
+    let before = group.clone();
     let member_id = req.member_id.as_str().to_owned();
     let instance_id = req.instance_id.as_ref().map(|s| s.as_str().to_owned());
     let result = if req.member_epoch == LEAVE_GROUP_MEMBER_EPOCH
@@ -111,10 +116,30 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
             new_member_id("").trim_start_matches('-').to_owned()
         })
     };
-    let (reply, _outputs) = match result {
+    let (reply, outputs) = match result {
         Ok(r) => r,
         Err(code) => return Ok(request.respond(&error(code, "heartbeat refused"))),
     };
+    for output in &outputs {
+        if let consumer::Output::MemberRemoved { member_id, reason } = output {
+            tracing::info!(group = %group_id, member_id, ?reason, "consumer group member removed");
+        }
+    }
+    // The answer waits for the records (Kafka answers after the write).
+    if !outputs.is_empty() {
+        if let Err(code) = coordinator
+            .persist_consumer_group(state, &group_id, entry)
+            .await
+        {
+            entry.consumer = Some(before);
+            let code = match code {
+                ErrorCode::InvalidCommitOffsetSize => ErrorCode::UnknownServerError,
+                code => code,
+            };
+            return Ok(request.respond(&error(code, "the group's state could not be written")));
+        }
+    }
+    drop(groups);
     let mut response = ConsumerGroupHeartbeatResponse::default();
     response.member_id = Some(StrBytes::from(reply.member_id));
     response.member_epoch = reply.member_epoch;

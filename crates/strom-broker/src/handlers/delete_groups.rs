@@ -7,6 +7,7 @@ use strom_protocol::ErrorCode;
 
 use super::HandlerResult;
 use crate::dispatch::Request;
+use crate::group::coordinator::GroupCoordinator;
 use crate::group::records::OffsetsKey;
 use crate::state::State;
 
@@ -22,6 +23,11 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
         let code = match groups.groups.get_mut(&group_id) {
             None if group_id.is_empty() => ErrorCode::InvalidGroupId,
             None => ErrorCode::GroupIdNotFound,
+            // A KIP-848 group with members cannot be deleted (Kafka's
+            // `ConsumerGroup.validateDeleteGroup`).
+            Some(entry) if entry.consumer.as_ref().is_some_and(|c| !c.is_empty()) => {
+                ErrorCode::NonEmptyGroup
+            }
             Some(entry) => match entry.classic.remove_all_members_for_deletion() {
                 Err(code) => code,
                 Ok(()) => {
@@ -47,6 +53,7 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                         .encode(),
                         None,
                     ));
+                    records.extend(GroupCoordinator::consumer_tombstones(&group_id, entry));
                     match coordinator.append(state, &group_id, records).await {
                         Ok(()) => {
                             groups.groups.remove(&group_id);

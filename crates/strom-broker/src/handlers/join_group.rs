@@ -94,8 +94,23 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                     req.member_id.as_str(),
                 )));
             }
-            // An empty one becomes a classic group again; its offsets stay.
-            Some(_) => entry.consumer = None,
+            // An empty one becomes a classic group again; its offsets stay
+            // and its consumer-group records are tombstoned.
+            Some(_) => {
+                let consumer = entry.consumer.take();
+                if let Err(code) = coordinator
+                    .persist_consumer_group(state, &group_id, entry)
+                    .await
+                {
+                    entry.consumer = consumer;
+                    coordinator.forget(id);
+                    let code = match code {
+                        ErrorCode::InvalidCommitOffsetSize => ErrorCode::UnknownServerError,
+                        code => code,
+                    };
+                    return Ok(request.respond(&error_response(code, req.member_id.as_str())));
+                }
+            }
             None => {}
         }
         let prefix = instance_id.unwrap_or(client_id);
