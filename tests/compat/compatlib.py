@@ -775,3 +775,35 @@ def committed_offsets(bootstrap: str, group: str, partitions: list | None = None
             raise KafkaException(tp.error)
         out[(tp.topic, tp.partition)] = tp.offset
     return out
+
+
+class JavaGroupMemberWithProperties(JavaGroupMember):
+    """`Tool group-consume` like `JavaGroupMember`, with extra consumer properties passed as
+    trailing `name=value` arguments (set last, so they win): e.g. {"group.protocol": "consumer"}
+    (then leave `session_timeout_ms` None: that consumer refuses session.timeout.ms),
+    {"group.instance.id": "static-a"} or {"partition.assignment.strategy": "...CooperativeStickyAssignor"}."""
+
+    def __init__(self, classpath: str, bootstrap: str, topic: str, group: str, properties: dict[str, str],
+                 commit: str = "auto", session_timeout_ms: int | None = None,
+                 client_id: str = "strom-compat-java-member", max_runtime_s: int = 300):
+        GroupMember.__init__(self)
+        import tempfile
+        import threading
+
+        self.name = f"java {client_id}"
+        self.committed: dict[int, int] = {}
+        self.closed_cleanly = False
+        self.stderr = tempfile.TemporaryFile()
+        args = ["group-consume", bootstrap, topic, group, commit,
+                "-" if session_timeout_ms is None else str(session_timeout_ms), client_id, str(max_runtime_s)]
+        args += [f"{k}={v}" for k, v in properties.items()]
+        self.proc = subprocess.Popen(
+            ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dfile.encoding=UTF-8",
+             "-cp", classpath, "Tool", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            start_new_session=True,
+        )
+        self.thread = threading.Thread(target=self._pump, name=self.name, daemon=True)
+        self.thread.start()

@@ -123,6 +123,8 @@ class StromServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts + 1}: {' '.join(self.command())}\n".encode())
+            # Flush before the broker writes to the same file, so its output lands after the header.
+            log.flush()
             log_offset = log.tell()
             # The broker reads STROM_* variables as its own settings; hide the harness's.
             env = {k: v for k, v in os.environ.items() if k not in HARNESS_ENV and not k.startswith("STROM_COMPAT_")}

@@ -47,18 +47,24 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  *     expected-count records arrived, then polls one more second to expose duplicates.
  *     Exit 2 if the count was not reached before the timeout (default 120 s).
  *
- * group-consume &lt;bootstrap&gt; &lt;topic&gt; &lt;group&gt; &lt;auto|sync|none&gt; [session-timeout-ms|-] [client-id] [max-runtime-s]
- *     A member of a classic consumer group: subscribe(topic) with group.id=group,
+ * group-consume &lt;bootstrap&gt; &lt;topic&gt; &lt;group&gt; &lt;auto|sync|none&gt; [session-timeout-ms|-] [client-id] [max-runtime-s] [property=value ...]
+ *     A member of a consumer group (classic unless a property says group.protocol=consumer):
+ *     subscribe(topic) with group.id=group,
  *     auto.offset.reset=earliest, String keys and values. Commit mode: auto =
  *     enable.auto.commit=true (Kafka's 5 s interval); sync = enable.auto.commit=false and
  *     commitSync() after every non-empty poll; none = never commits. "-" keeps the client's
- *     default session.timeout.ms (45000). Prints, one JSON line each, flushed as they happen:
+ *     default session.timeout.ms (45000); give "-" with group.protocol=consumer, whose consumer
+ *     refuses session.timeout.ms. Each trailing property=value is set on the consumer last, e.g.
+ *     group.protocol=consumer, group.remote.assignor=range, group.instance.id=static-1 or
+ *     partition.assignment.strategy=org.apache.kafka.clients.consumer.CooperativeStickyAssignor.
+ *     Prints, one JSON line each, flushed as they happen:
  *       {"partition","offset","key","value"}                          per record
  *       {"event":"assigned"|"revoked"|"lost","partitions":[...]}        per rebalance callback
  *       {"event":"committed","offsets":{"partition":next-offset,...}}   after each commitSync
  *       {"event":"error","error":"..."}                                 the poll loop failed (exit 1)
  *       {"event":"closed"}                                              after close()
- *     Runs until SIGTERM (then closes cleanly: LeaveGroup, exit 0), SIGKILL, or max-runtime-s
+ *     Runs until SIGTERM (then closes cleanly: LeaveGroup, exit 0; a classic static member
+ *     closes without LeaveGroup, as kafka-clients does), SIGKILL, or max-runtime-s
  *     (default 600, so an orphan cannot outlive a crashed test run by long).
  * </pre>
  */
@@ -80,12 +86,22 @@ public class Tool {
             String sessionTimeoutMs = args.length >= 6 && !args[5].equals("-") ? args[5] : null;
             String clientId = args.length >= 7 ? args[6] : "strom-compat-java-group-member";
             int maxRuntimeS = args.length >= 8 ? Integer.parseInt(args[7]) : 600;
-            System.exit(groupConsume(args[1], args[2], args[3], args[4], sessionTimeoutMs, clientId, maxRuntimeS));
+            Properties extra = new Properties();
+            for (int i = 8; i < args.length; i++) {
+                int eq = args[i].indexOf('=');
+                if (eq <= 0) {
+                    System.err.println("consumer property must be name=value, not " + args[i]);
+                    System.exit(64);
+                }
+                extra.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+            }
+            System.exit(groupConsume(args[1], args[2], args[3], args[4], sessionTimeoutMs, clientId, maxRuntimeS,
+                    extra));
         } else {
             System.err.println("usage: Tool produce <bootstrap> <topic> <count> <compression>\n"
                     + "       Tool consume <bootstrap> <topic> <partitions> <expected-count> [timeout-s]\n"
                     + "       Tool group-consume <bootstrap> <topic> <group> <auto|sync|none>"
-                    + " [session-timeout-ms|-] [client-id] [max-runtime-s]");
+                    + " [session-timeout-ms|-] [client-id] [max-runtime-s] [property=value ...]");
             System.exit(64);
         }
     }
@@ -203,7 +219,7 @@ public class Tool {
     }
 
     static int groupConsume(String bootstrap, String topic, String group, String commitMode,
-            String sessionTimeoutMs, String clientId, int maxRuntimeS) throws Exception {
+            String sessionTimeoutMs, String clientId, int maxRuntimeS, Properties extra) throws Exception {
         if (!commitMode.equals("auto") && !commitMode.equals("sync") && !commitMode.equals("none")) {
             System.err.println("commit mode must be auto, sync or none, not " + commitMode);
             return 64;
@@ -219,6 +235,7 @@ public class Tool {
         }
         p.put("key.deserializer", StringDeserializer.class.getName());
         p.put("value.deserializer", StringDeserializer.class.getName());
+        p.putAll(extra);
 
         final KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p);
         final CountDownLatch closed = new CountDownLatch(1);

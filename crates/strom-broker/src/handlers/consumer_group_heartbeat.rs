@@ -118,7 +118,7 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
     };
     let (reply, outputs) = match result {
         Ok(r) => r,
-        Err(code) => return Ok(request.respond(&error(code, "heartbeat refused"))),
+        Err(code) => return Ok(request.respond(&error(code, &format!("{code:?}")))),
     };
     for output in &outputs {
         if let consumer::Output::MemberRemoved { member_id, reason } = output {

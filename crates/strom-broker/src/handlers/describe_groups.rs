@@ -26,9 +26,15 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                 }
             }
             Some(entry) if entry.consumer.is_some() => {
-                // A KIP-848 group seen through the classic API: its state and type.
-                out.group_state = StrBytes::from(entry.state_name());
-                out.protocol_type = StrBytes::from("consumer");
+                // A KIP-848 group is not described by the classic API (as Kafka 4):
+                // v6 says so, older versions see a Dead group.
+                out.group_state = StrBytes::from("Dead");
+                if request.version >= 6 {
+                    out.error_code = ErrorCode::GroupIdNotFound.code();
+                    out.error_message = Some(StrBytes::from(format!(
+                        "Group {id} is not a classic group."
+                    )));
+                }
             }
             Some(entry) => {
                 let g = &entry.classic;
