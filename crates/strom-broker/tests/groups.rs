@@ -250,3 +250,44 @@ async fn consumer_group_membership_and_epochs_survive_a_restart() {
     let resp: ConsumerGroupDescribeResponse = client.call(&req, 0).await;
     assert_eq!(resp.groups[0].error_code, ErrorCode::GroupIdNotFound.code());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_of_an_empty_group_expire_after_offsets_retention_minutes() {
+    // One minute is the smallest retention Kafka's property allows.
+    let broker = start_with(&[
+        ("offsets.topic.num.partitions", "2"),
+        ("offsets.retention.minutes", "1"),
+        ("offsets.retention.check.interval.ms", "500"),
+    ])
+    .await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "t", 1, &[]).await;
+    assert_eq!(commit(&mut client, -1, "", 5).await, 0);
+    let committed_at = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    assert_eq!(
+        fetch_committed(&mut client).await,
+        5,
+        "kept before the retention passes"
+    );
+    loop {
+        if fetch_committed(&mut client).await == -1 {
+            break;
+        }
+        assert!(
+            committed_at.elapsed() < std::time::Duration::from_secs(90),
+            "offsets did not expire"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(committed_at.elapsed() >= std::time::Duration::from_secs(59));
+    // The group is gone with its last offset, and stays gone after a restart.
+    let listed: ListGroupsResponse = client.call(&ListGroupsRequest::default(), 4).await;
+    assert!(listed.groups.iter().all(|g| g.group_id.as_str() != GROUP));
+    drop(client);
+    let broker = broker
+        .restart(&[("offsets.topic.num.partitions", "2")])
+        .await;
+    let mut client = broker.client().await;
+    assert_eq!(fetch_committed(&mut client).await, -1);
+}
