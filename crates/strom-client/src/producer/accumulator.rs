@@ -1,0 +1,360 @@
+//! Per-partition batching (Java's `RecordAccumulator`): records are appended to
+//! an open batch per partition, which is sealed when it reaches `batch.size`,
+//! when `linger.ms` has passed, or on flush. Sealed batches wait in a per-partition
+//! queue, in order, until the sender drains them. Keyless records follow a sticky
+//! partition that changes only when its batch is sealed (KIP-480).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use strom_protocol::records::{Compression, Header, RecordBatchBuilder};
+
+use super::{ProducerError, ProducerRecord, RecordMetadata, Responder};
+
+/// Per-record overhead assumed when sizing a batch (varint lengths, deltas,
+/// attributes): Java's estimate is of the same order. The 61-byte batch header
+/// is counted once per batch.
+pub(crate) const RECORD_OVERHEAD_BYTES: usize = 21;
+const BATCH_HEADER_BYTES: usize = 61;
+
+/// Bytes a record adds to a batch, before compression.
+pub(crate) fn record_size(r: &ProducerRecord) -> usize {
+    let headers: usize = r
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 10)
+        .sum();
+    RECORD_OVERHEAD_BYTES
+        + r.key.as_ref().map_or(0, |k| k.len())
+        + r.value.as_ref().map_or(0, |v| v.len())
+        + headers
+}
+
+/// Producer identity stamped on idempotent batches.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ProducerIdentity {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+/// One batch for one partition and the futures of its records.
+pub(crate) struct Batch {
+    pub topic: String,
+    pub partition: i32,
+    builder: Option<RecordBatchBuilder>,
+    /// The encoded batch, fixed once drained so retries resend identical bytes.
+    pub bytes: Option<Bytes>,
+    /// Futures to complete, with each record's create timestamp, in offset order.
+    responders: Vec<(Responder, i64)>,
+    size_bytes: usize,
+    created: Instant,
+    /// When `delivery.timeout.ms` runs out for the batch's first record.
+    pub deadline: Instant,
+    /// Sends so far that failed retriably.
+    pub attempts: u32,
+    pub base_sequence: Option<i32>,
+    /// Not resent before this instant (`retry.backoff.ms`).
+    pub retry_at: Option<Instant>,
+}
+
+impl Batch {
+    pub fn record_count(&self) -> usize {
+        self.responders.len()
+    }
+
+    /// Completes every record: offsets follow the batch's base offset.
+    pub fn complete(self, base_offset: i64, log_append_time_ms: i64) {
+        for (i, (tx, ts)) in self.responders.into_iter().enumerate() {
+            let offset = if base_offset < 0 {
+                -1
+            } else {
+                base_offset + i as i64
+            };
+            let timestamp = if log_append_time_ms >= 0 {
+                log_append_time_ms
+            } else {
+                ts
+            };
+            let _ = tx.send(Ok(RecordMetadata {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset,
+                timestamp,
+            }));
+        }
+    }
+
+    /// Fails every record with `err`.
+    pub fn fail(self, err: ProducerError) {
+        for (tx, _) in self.responders {
+            let _ = tx.send(Err(err.clone()));
+        }
+    }
+
+    /// Encodes the batch (once), with the producer id and sequence when idempotent.
+    fn seal_bytes(&mut self, identity: Option<ProducerIdentity>) -> Result<(), ProducerError> {
+        if self.bytes.is_some() {
+            return Ok(());
+        }
+        let mut builder = self.builder.take().expect("unsealed batch has a builder");
+        if let (Some(id), Some(seq)) = (identity, self.base_sequence) {
+            builder = builder.producer(id.producer_id, id.producer_epoch, seq);
+        }
+        let bytes = builder
+            .build()
+            .map_err(|e| ProducerError::Encode(e.to_string()))?;
+        self.bytes = Some(bytes.freeze());
+        Ok(())
+    }
+}
+
+/// One partition's open batch, sealed queue and send state.
+#[derive(Default)]
+pub(crate) struct PartitionQueue {
+    open: Option<Batch>,
+    /// Sealed batches in send order (retried ones keep their place by sequence).
+    pub queue: VecDeque<Batch>,
+    /// Produce requests in flight carrying a batch of this partition.
+    pub in_flight: usize,
+    /// Next sequence number to assign (idempotence).
+    next_sequence: i32,
+    /// A batch failed retriably: send one at a time until it is through, so
+    /// sequence order (and record order) is kept.
+    pub retrying: bool,
+}
+
+/// All partitions' batches.
+pub(crate) struct Accumulator {
+    pub partitions: HashMap<(String, i32), PartitionQueue>,
+    sticky: HashMap<String, i32>,
+    batch_size: usize,
+    linger: Duration,
+    compression: Compression,
+    delivery_timeout: Duration,
+}
+
+impl Accumulator {
+    pub fn new(
+        batch_size: usize,
+        linger: Duration,
+        compression: Compression,
+        delivery_timeout: Duration,
+    ) -> Self {
+        Accumulator {
+            partitions: HashMap::new(),
+            sticky: HashMap::new(),
+            batch_size,
+            linger,
+            compression,
+            delivery_timeout,
+        }
+    }
+
+    /// The sticky partition for keyless records of `topic`; when its open batch
+    /// cannot take `size` more bytes, that batch is sealed and a new partition
+    /// chosen among `available` (KIP-480).
+    pub fn sticky_partition(&mut self, topic: &str, available: &[i32], size: usize) -> i32 {
+        if let Some(&p) = self.sticky.get(topic) {
+            let full = self
+                .partitions
+                .get(&(topic.to_string(), p))
+                .and_then(|q| q.open.as_ref())
+                .is_some_and(|b| b.size_bytes + size > self.batch_size);
+            if !full && available.contains(&p) {
+                return p;
+            }
+            if full {
+                self.seal(topic, p);
+            }
+        }
+        let previous = self.sticky.get(topic).copied();
+        let choices: Vec<i32> = available
+            .iter()
+            .copied()
+            .filter(|&p| available.len() < 2 || Some(p) != previous)
+            .collect();
+        let p = choices[rand::rng().random_range(0..choices.len())];
+        self.sticky.insert(topic.to_string(), p);
+        p
+    }
+
+    /// Appends a record to `partition`'s open batch, sealing it first when full.
+    pub fn append(
+        &mut self,
+        partition: i32,
+        record: ProducerRecord,
+        timestamp: i64,
+        responder: Responder,
+        now: Instant,
+    ) {
+        let size = record_size(&record);
+        let key = (record.topic.clone(), partition);
+        let full = self
+            .partitions
+            .get(&key)
+            .and_then(|q| q.open.as_ref())
+            .is_some_and(|b| b.size_bytes + size > self.batch_size);
+        if full {
+            self.seal(&record.topic, partition);
+        }
+        let q = self.partitions.entry(key).or_default();
+        let batch = q.open.get_or_insert_with(|| Batch {
+            topic: record.topic.clone(),
+            partition,
+            builder: Some(RecordBatchBuilder::new(self.compression)),
+            bytes: None,
+            responders: Vec::new(),
+            size_bytes: BATCH_HEADER_BYTES,
+            created: now,
+            deadline: now + self.delivery_timeout,
+            attempts: 0,
+            base_sequence: None,
+            retry_at: None,
+        });
+        batch.size_bytes += size;
+        let headers: Vec<Header> = record.headers;
+        batch
+            .builder
+            .as_mut()
+            .expect("open batch has a builder")
+            .push(timestamp, record.key, record.value, headers);
+        batch.responders.push((responder, timestamp));
+    }
+
+    /// Moves `partition`'s open batch to its queue; a sealed sticky batch ends the stickiness.
+    fn seal(&mut self, topic: &str, partition: i32) {
+        if let Some(q) = self.partitions.get_mut(&(topic.to_string(), partition)) {
+            if let Some(b) = q.open.take() {
+                q.queue.push_back(b);
+            }
+        }
+        if self.sticky.get(topic) == Some(&partition) {
+            self.sticky.remove(topic);
+        }
+    }
+
+    /// Seals open batches that are full, have lingered long enough, or (when
+    /// `flushing`) any open batch.
+    pub fn seal_ready(&mut self, now: Instant, flushing: bool) {
+        let ready: Vec<(String, i32)> = self
+            .partitions
+            .iter()
+            .filter(|(_, q)| {
+                q.open.as_ref().is_some_and(|b| {
+                    flushing || b.size_bytes >= self.batch_size || now >= b.created + self.linger
+                })
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (topic, partition) in ready {
+            self.seal(&topic, partition);
+        }
+    }
+
+    /// Fails batches (not in flight) whose delivery timeout has passed.
+    pub fn expire(&mut self, now: Instant, delivery_timeout_ms: u64) -> usize {
+        let mut expired = 0;
+        for q in self.partitions.values_mut() {
+            let mut keep = VecDeque::with_capacity(q.queue.len());
+            for b in q.queue.drain(..) {
+                if now >= b.deadline {
+                    expired += b.record_count();
+                    b.fail(ProducerError::DeliveryTimeout {
+                        delivery_timeout_ms,
+                    });
+                } else {
+                    keep.push_back(b);
+                }
+            }
+            q.queue = keep;
+            if q.open.as_ref().is_some_and(|b| now >= b.deadline) {
+                let b = q.open.take().expect("checked above");
+                expired += b.record_count();
+                b.fail(ProducerError::DeliveryTimeout {
+                    delivery_timeout_ms,
+                });
+            }
+        }
+        expired
+    }
+
+    /// Takes the next sendable batch of each partition whose leader `leader_of`
+    /// knows, up to `max_in_flight` per partition (one at a time while retrying),
+    /// assigning sequence numbers to first sends when `identity` is set.
+    pub fn drain(
+        &mut self,
+        now: Instant,
+        max_in_flight: usize,
+        identity: Option<ProducerIdentity>,
+        mut leader_of: impl FnMut(&str, i32) -> Option<i32>,
+    ) -> Vec<(i32, Batch)> {
+        let mut out = Vec::new();
+        for ((topic, partition), q) in self.partitions.iter_mut() {
+            let limit = if q.retrying { 1 } else { max_in_flight };
+            if q.in_flight >= limit {
+                continue;
+            }
+            let Some(front) = q.queue.front() else {
+                continue;
+            };
+            if front.retry_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            let Some(leader) = leader_of(topic, *partition) else {
+                continue;
+            };
+            let mut batch = q.queue.pop_front().expect("front exists");
+            if identity.is_some() && batch.base_sequence.is_none() {
+                batch.base_sequence = Some(q.next_sequence);
+                // Sequences wrap to 0 after i32::MAX, as in Kafka.
+                let next = i64::from(q.next_sequence) + batch.record_count() as i64;
+                q.next_sequence = (next % (i64::from(i32::MAX) + 1)) as i32;
+            }
+            if let Err(e) = batch.seal_bytes(identity) {
+                batch.fail(e);
+                continue;
+            }
+            q.in_flight += 1;
+            out.push((leader, batch));
+        }
+        out
+    }
+
+    /// Puts a retriable failure back in its partition's queue, ahead of batches
+    /// with higher (or no) sequence numbers.
+    pub fn requeue(&mut self, batch: Batch) {
+        let q = self
+            .partitions
+            .entry((batch.topic.clone(), batch.partition))
+            .or_default();
+        q.retrying = true;
+        let at = q
+            .queue
+            .iter()
+            .position(|b| match (b.base_sequence, batch.base_sequence) {
+                (Some(s), Some(mine)) => s > mine,
+                (None, _) => true,
+                (Some(_), None) => false,
+            })
+            .unwrap_or(q.queue.len());
+        q.queue.insert(at, batch);
+    }
+
+    /// The earliest instant at which something here may become sendable or expire.
+    pub fn next_wakeup(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n: Instant| n.min(t)));
+        for q in self.partitions.values() {
+            if let Some(b) = &q.open {
+                consider(b.created + self.linger);
+                consider(b.deadline);
+            }
+            if let Some(b) = q.queue.front() {
+                consider(b.retry_at.unwrap_or(b.deadline).min(b.deadline));
+            }
+        }
+        next
+    }
+}
