@@ -2,15 +2,17 @@
 //!
 //! With no arguments it runs the server with Kafka's defaults
 //! (`localhost:9092`, data in `./strom-data`), so `cargo run --release` starts a
-//! working single-node broker.
+//! working single-node broker. The tools (`topic`, `cluster`, `perf`) live in
+//! [`cli`].
 
+mod cli;
 mod server;
 
 use clap::{Parser, Subcommand};
 
 /// Strom: a Kafka-compatible streaming platform.
 #[derive(Parser, Debug)]
-#[command(name = "strom", version, about, long_about = None)]
+#[command(name = "strom", version, about, long_about = None, after_help = cli::EXIT_CODES_HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -18,8 +20,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a broker (and its metadata controller) in this process.
+    /// Run a broker (and its metadata controller) in this process (the default).
     Server(server::ServerArgs),
+    /// Create, list, describe and delete topics.
+    Topic(cli::topic::TopicArgs),
+    /// Show the cluster id, the controller and the brokers.
+    Cluster(cli::cluster::ClusterArgs),
+    /// Benchmark tools comparable with Kafka's perf tests.
+    Perf(cli::PerfArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,14 +35,16 @@ fn main() -> std::process::ExitCode {
     let command = cli
         .command
         .unwrap_or(Command::Server(server::ServerArgs::default()));
-    let result = match command {
-        Command::Server(args) => server::run(args),
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("strom: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+    match command {
+        Command::Server(args) => match server::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("strom: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+        Command::Topic(args) => cli::run(cli::topic::run(args)),
+        Command::Cluster(args) => cli::run(cli::cluster::run(args)),
+        Command::Perf(args) => cli::run(cli::run_perf(args)),
     }
 }
