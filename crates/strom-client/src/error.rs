@@ -38,7 +38,7 @@ pub enum ClientError {
     Kafka {
         /// The wire error code (see Kafka's protocol guide, "Error Codes").
         code: i16,
-        /// The code's name when this client knows it, else "UNKNOWN".
+        /// Kafka's name for the code, or "UNKNOWN" for a code Kafka has not defined.
         name: &'static str,
         /// The broker's error message, when it sent one.
         message: Option<String>,
@@ -81,60 +81,10 @@ const STALE_METADATA: &[ErrorCode] = &[
     ErrorCode::KafkaStorageError,
 ];
 
-/// Codes named in error messages. `strom-protocol` has no `i16 -> ErrorCode`
-/// conversion yet, so the client names the codes it meets most.
-const NAMED: &[(ErrorCode, &str)] = &[
-    (ErrorCode::UnknownServerError, "UNKNOWN_SERVER_ERROR"),
-    (ErrorCode::CorruptMessage, "CORRUPT_MESSAGE"),
-    (
-        ErrorCode::UnknownTopicOrPartition,
-        "UNKNOWN_TOPIC_OR_PARTITION",
-    ),
-    (ErrorCode::LeaderNotAvailable, "LEADER_NOT_AVAILABLE"),
-    (ErrorCode::NotLeaderOrFollower, "NOT_LEADER_OR_FOLLOWER"),
-    (ErrorCode::RequestTimedOut, "REQUEST_TIMED_OUT"),
-    (ErrorCode::MessageTooLarge, "MESSAGE_TOO_LARGE"),
-    (ErrorCode::NotEnoughReplicas, "NOT_ENOUGH_REPLICAS"),
-    (ErrorCode::InvalidTopicException, "INVALID_TOPIC_EXCEPTION"),
-    (ErrorCode::RecordListTooLarge, "RECORD_LIST_TOO_LARGE"),
-    (ErrorCode::InvalidRequiredAcks, "INVALID_REQUIRED_ACKS"),
-    (
-        ErrorCode::TopicAuthorizationFailed,
-        "TOPIC_AUTHORIZATION_FAILED",
-    ),
-    (ErrorCode::UnsupportedVersion, "UNSUPPORTED_VERSION"),
-    (ErrorCode::TopicAlreadyExists, "TOPIC_ALREADY_EXISTS"),
-    (ErrorCode::InvalidPartitions, "INVALID_PARTITIONS"),
-    (
-        ErrorCode::InvalidReplicationFactor,
-        "INVALID_REPLICATION_FACTOR",
-    ),
-    (ErrorCode::InvalidConfig, "INVALID_CONFIG"),
-    (ErrorCode::InvalidRequest, "INVALID_REQUEST"),
-    (
-        ErrorCode::OutOfOrderSequenceNumber,
-        "OUT_OF_ORDER_SEQUENCE_NUMBER",
-    ),
-    (
-        ErrorCode::DuplicateSequenceNumber,
-        "DUPLICATE_SEQUENCE_NUMBER",
-    ),
-    (ErrorCode::InvalidProducerEpoch, "INVALID_PRODUCER_EPOCH"),
-    (ErrorCode::UnknownProducerId, "UNKNOWN_PRODUCER_ID"),
-    (ErrorCode::OffsetOutOfRange, "OFFSET_OUT_OF_RANGE"),
-    (ErrorCode::PolicyViolation, "POLICY_VIOLATION"),
-    (ErrorCode::ResourceNotFound, "RESOURCE_NOT_FOUND"),
-    (ErrorCode::UnknownTopicId, "UNKNOWN_TOPIC_ID"),
-    (ErrorCode::ProducerFenced, "PRODUCER_FENCED"),
-];
-
 impl ClientError {
     /// A Kafka error from a wire code and optional broker message.
     pub fn kafka(code: i16, message: Option<String>) -> ClientError {
-        let name = NAMED
-            .iter()
-            .find(|(c, _)| c.code() == code)
-            .map_or("UNKNOWN", |(_, n)| n);
+        let name = ErrorCode::from_code(code).map_or("UNKNOWN", ErrorCode::name);
         ClientError::Kafka {
             code,
             name,
