@@ -2,7 +2,7 @@
 //!
 //! With no arguments it runs the server with Kafka's defaults
 //! (`localhost:9092`, data in `./strom-data`), so `cargo run --release` starts a
-//! working single-node broker. The tools (`topic`, `cluster`, `perf`) live in
+//! working single-node broker. The tools (`topic`, `cluster`, `produce`, `perf`) live in
 //! [`cli`].
 
 mod cli;
@@ -26,6 +26,8 @@ enum Command {
     Topic(cli::topic::TopicArgs),
     /// Show the cluster id, the controller and the brokers.
     Cluster(cli::cluster::ClusterArgs),
+    /// Produce one record per line of stdin or a file (kafka-console-producer).
+    Produce(cli::produce::ProduceArgs),
     /// Benchmark tools comparable with Kafka's perf tests.
     Perf(cli::PerfArgs),
 }
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         },
         Command::Topic(args) => cli::run(cli::topic::run(args)),
         Command::Cluster(args) => cli::run(cli::cluster::run(args)),
+        Command::Produce(args) => cli::run(cli::produce::run(args)),
         Command::Perf(args) => cli::run(cli::run_perf(args)),
     }
 }

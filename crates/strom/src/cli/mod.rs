@@ -1,4 +1,4 @@
-//! The client-side tools of the `strom` binary: `topic`, `cluster` and `perf`.
+//! The client-side tools of the `strom` binary: `topic`, `cluster`, `produce` and `perf`.
 //!
 //! Each tool runs on its own tokio runtime, talks to brokers through
 //! `strom-client`, and reports failure as one line on stderr plus an exit code
@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod output;
 pub mod perf_produce;
 mod perf_stats;
+pub mod produce;
 pub mod topic;
 
 use std::future::Future;
