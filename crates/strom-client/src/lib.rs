@@ -4,9 +4,11 @@
 //! What it is for: talking to brokers the way Kafka's Java client does —
 //! [`Connection`] (one pipelined, version-negotiated TCP connection),
 //! [`Cluster`] (bootstrap and metadata), [`Admin`] (topics, configs, cluster,
-//! DeleteRecords) and [`Producer`] (batching, compression, idempotence, retries,
-//! Java's default partitioner). What it is not (yet): a consumer, transactions,
-//! TLS/SASL. It never depends on the broker crate.
+//! DeleteRecords), [`Producer`] (batching, compression, idempotence, retries,
+//! Java's default partitioner) and [`Consumer`] (manual assignment, poll,
+//! seek, offsets by time, pause/resume, committed offsets). What it is not
+//! (yet): a group-subscribing consumer, transactions, TLS/SASL. It never
+//! depends on the broker crate.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -34,6 +36,7 @@
 pub mod admin;
 pub mod cluster;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 pub mod producer;
 mod versions;
@@ -41,6 +44,10 @@ mod versions;
 pub use admin::{Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, NewTopic};
 pub use cluster::{Cluster, Node, PartitionMetadata, TopicMetadata};
 pub use connection::{Connection, ConnectionConfig, PendingResponse};
+pub use consumer::{
+    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerError, ConsumerRecord, IsolationLevel,
+    OffsetAndMetadata, OffsetAndTimestamp, TopicPartition,
+};
 pub use error::ClientError;
 pub use producer::{
     murmur2, Acks, DefaultPartitioner, Partitioner, Producer, ProducerConfig, ProducerError,
