@@ -39,6 +39,7 @@ pub mod connection;
 pub mod consumer;
 pub mod error;
 pub mod producer;
+mod props;
 mod versions;
 
 pub use admin::{Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, NewTopic};

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::ClientError;
+use crate::props::{bad, parse_ms, parse_num, parse_servers};
 
 /// `auto.offset.reset`: where a partition starts when it has no valid position
 /// (no committed offset, or the position fell outside the log).
@@ -99,18 +100,6 @@ impl Default for ConsumerConfig {
     }
 }
 
-fn bad(key: &str, value: &str) -> ClientError {
-    ClientError::Config(format!("invalid value {value:?} for {key}"))
-}
-
-fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ClientError> {
-    value.trim().parse().map_err(|_| bad(key, value))
-}
-
-fn parse_ms(key: &str, value: &str) -> Result<Duration, ClientError> {
-    parse_num::<u64>(key, value).map(Duration::from_millis)
-}
-
 impl ConsumerConfig {
     /// Reads Kafka property names; unknown names are an error so typos surface.
     pub fn from_properties<K, V>(
@@ -132,11 +121,7 @@ impl ConsumerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ClientError> {
         match key {
             "bootstrap.servers" => {
-                self.bootstrap_servers = value
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
+                self.bootstrap_servers = parse_servers(value);
             }
             "group.id" => {
                 let v = value.trim();

@@ -8,6 +8,7 @@ use strom_protocol::records::Compression;
 
 use super::partitioner::{DefaultPartitioner, Partitioner};
 use crate::error::ClientError;
+use crate::props::{bad, parse_ms, parse_num, parse_servers};
 
 /// `acks`: how many replicas must have a batch before the broker answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,18 +111,6 @@ impl Default for ProducerConfig {
     }
 }
 
-fn bad(key: &str, value: &str) -> ClientError {
-    ClientError::Config(format!("invalid value {value:?} for {key}"))
-}
-
-fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ClientError> {
-    value.trim().parse().map_err(|_| bad(key, value))
-}
-
-fn parse_ms(key: &str, value: &str) -> Result<Duration, ClientError> {
-    parse_num::<u64>(key, value).map(Duration::from_millis)
-}
-
 impl ProducerConfig {
     /// Reads Kafka property names; unknown names are an error so typos surface.
     pub fn from_properties<K, V>(
@@ -143,11 +132,7 @@ impl ProducerConfig {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ClientError> {
         match key {
             "bootstrap.servers" => {
-                self.bootstrap_servers = value
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
+                self.bootstrap_servers = parse_servers(value);
             }
             "client.id" => self.client_id = value.into(),
             "acks" => {
