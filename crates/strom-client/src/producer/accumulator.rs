@@ -156,7 +156,10 @@ impl Accumulator {
     /// cannot take `size` more bytes, that batch is sealed and a new partition
     /// chosen among `available` (KIP-480).
     pub fn sticky_partition(&mut self, topic: &str, available: &[i32], size: usize) -> i32 {
-        if let Some(&p) = self.sticky.get(topic) {
+        // Read before sealing: sealing forgets the sticky partition, and the
+        // next one must differ from it (KIP-480).
+        let previous = self.sticky.get(topic).copied();
+        if let Some(p) = previous {
             let full = self
                 .partitions
                 .get(&(topic.to_string(), p))
@@ -169,7 +172,6 @@ impl Accumulator {
                 self.seal(topic, p);
             }
         }
-        let previous = self.sticky.get(topic).copied();
         let choices: Vec<i32> = available
             .iter()
             .copied()
