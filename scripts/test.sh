@@ -3,7 +3,7 @@
 #
 #   1. scripts/setup-test-deps.sh        kcat, JDK, .venv, kafka-clients jars (idempotent)
 #   2. cargo fmt --all -- --check
-#   3. cargo build --release -p strom     the binary the compat suite runs
+#   3. cargo build --release            the strom binary and the strom-client examples the compat suite runs
 #   4. cargo test --workspace --all-targets
 #   5. cargo clippy --workspace --all-targets -- -D warnings
 #   6. .venv/bin/pytest tests/compat      real clients against target/release/strom
@@ -75,7 +75,7 @@ else
     step "setup-test-deps" bash "$ROOT/scripts/setup-test-deps.sh"
 fi
 step "cargo fmt --check" cargo fmt --all -- --check
-step "cargo build --release" cargo build --release -p strom
+step "cargo build --release" cargo build --release -p strom -p strom-client --bins --examples
 release_ok=0
 last_ok && release_ok=1
 step "cargo test" cargo_tests

@@ -6,10 +6,11 @@
 //! LEADER_NOT_AVAILABLE: see [`ClientError::invalidates_metadata`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use strom_protocol::messages::metadata_request::MetadataRequestTopic;
-use strom_protocol::messages::{MetadataRequest, MetadataResponse};
+use strom_protocol::messages::{MetadataRequest, MetadataResponse, Uuid};
 use tracing::debug;
 
 use crate::connection::{Connection, ConnectionConfig};
@@ -50,6 +51,8 @@ pub struct PartitionMetadata {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicMetadata {
     pub name: String,
+    /// The topic id (zero from brokers older than Metadata v10).
+    pub topic_id: Uuid,
     pub is_internal: bool,
     pub partitions: Vec<PartitionMetadata>,
 }
@@ -69,6 +72,9 @@ pub struct Cluster {
     state: Mutex<State>,
     /// Connections by node id; bootstrap connections use negative ids.
     connections: tokio::sync::Mutex<HashMap<i32, Arc<Connection>>>,
+    /// Whether metadata requests for named topics ask the broker to create
+    /// missing ones (when its `auto.create.topics.enable` allows).
+    auto_create_topics: AtomicBool,
 }
 
 impl Cluster {
@@ -85,9 +91,17 @@ impl Cluster {
             config,
             state: Mutex::default(),
             connections: tokio::sync::Mutex::default(),
+            auto_create_topics: AtomicBool::new(false),
         });
         cluster.refresh(&[]).await?;
         Ok(cluster)
+    }
+
+    /// Makes metadata requests for named topics ask for their creation, as
+    /// Java's producer does and its consumer does with `allow.auto.create.topics`
+    /// (the broker decides, by `auto.create.topics.enable`). Off by default.
+    pub fn set_allow_auto_topic_creation(&self, allow: bool) {
+        self.auto_create_topics.store(allow, Ordering::Relaxed);
     }
 
     /// The connection settings every broker connection uses.
@@ -157,8 +171,7 @@ impl Cluster {
                 .collect(),
         );
         if version >= 4 {
-            // Producers in Java may auto-create; Strom's client leaves topic creation to Admin.
-            req.allow_auto_topic_creation = false;
+            req.allow_auto_topic_creation = self.auto_create_topics.load(Ordering::Relaxed);
         }
         let resp = conn.send(&req).await?;
         self.apply(resp);
@@ -223,6 +236,7 @@ impl Cluster {
             partitions.sort_by_key(|p| p.partition);
             let meta = TopicMetadata {
                 name: name.clone(),
+                topic_id: t.topic_id,
                 is_internal: t.is_internal,
                 partitions,
             };
@@ -233,6 +247,12 @@ impl Cluster {
     /// Cached metadata for `topic`.
     pub fn topic(&self, topic: &str) -> Option<TopicMetadata> {
         self.state.lock().unwrap().topics.get(topic).cloned()
+    }
+
+    /// The cached topic with id `id`.
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<TopicMetadata> {
+        let state = self.state.lock().unwrap();
+        state.topics.values().find(|t| t.topic_id == *id).cloned()
     }
 
     /// Cached metadata for every known topic.

@@ -109,6 +109,15 @@ pub struct PendingResponse<T> {
     _marker: PhantomData<T>,
 }
 
+impl<T> PendingResponse<T> {
+    /// Waits at most `timeout` for this response instead of `request.timeout.ms`
+    /// (JoinGroup, which the coordinator may hold for a whole rebalance).
+    pub fn with_timeout(mut self, timeout: Duration) -> PendingResponse<T> {
+        self.timeout = timeout;
+        self
+    }
+}
+
 impl<T: KafkaDecode> PendingResponse<T> {
     /// Waits for the response (at most `request.timeout.ms`) and decodes it.
     pub async fn wait(self) -> Result<T, ClientError> {

@@ -3,12 +3,13 @@
 //!
 //! What it is for: talking to brokers the way Kafka's Java client does —
 //! [`Connection`] (one pipelined, version-negotiated TCP connection),
-//! [`Cluster`] (bootstrap and metadata), [`Admin`] (topics, configs, cluster,
-//! DeleteRecords), [`Producer`] (batching, compression, idempotence, retries,
-//! Java's default partitioner) and [`Consumer`] (manual assignment, poll,
-//! seek, offsets by time, pause/resume, committed offsets). What it is not
-//! (yet): a group-subscribing consumer, transactions, TLS/SASL. It never
-//! depends on the broker crate.
+//! [`Cluster`] (bootstrap and metadata), [`Admin`] (topics, partitions,
+//! configs, cluster, DeleteRecords, consumer groups and their offsets),
+//! [`Producer`] (batching, compression, idempotence, retries, Java's default
+//! partitioner) and [`Consumer`] (group subscription with the classic or
+//! KIP-848 protocol and a rebalance listener, or manual assignment; poll,
+//! seek, offsets by time, pause/resume, auto/sync/async commits). What it is not
+//! (yet): transactions, TLS/SASL. It never depends on the broker crate.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -34,6 +35,7 @@
 //! ```
 
 pub mod admin;
+mod admin_groups;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
@@ -43,14 +45,19 @@ mod props;
 mod versions;
 
 pub use admin::{Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, NewTopic};
+pub use admin_groups::{
+    GroupDescription, GroupListing, ListOffsetsResultInfo, MemberDescription, OffsetSpec,
+    DEFAULT_API_TIMEOUT,
+};
 pub use cluster::{Cluster, Node, PartitionMetadata, TopicMetadata};
 pub use connection::{Connection, ConnectionConfig, PendingResponse};
 pub use consumer::{
-    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerError, ConsumerRecord, IsolationLevel,
-    OffsetAndMetadata, OffsetAndTimestamp, TopicPartition,
+    Assignor, AutoOffsetReset, CommitCallback, Consumer, ConsumerConfig, ConsumerError,
+    ConsumerRebalanceListener, ConsumerRecord, GroupProtocol, IsolationLevel, OffsetAndMetadata,
+    OffsetAndTimestamp, TopicPartition,
 };
 pub use error::ClientError;
 pub use producer::{
-    murmur2, Acks, DefaultPartitioner, Partitioner, Producer, ProducerConfig, ProducerError,
-    ProducerRecord, RecordMetadata,
+    murmur2, Acks, CallbackDone, DefaultPartitioner, Partitioner, Producer, ProducerConfig,
+    ProducerError, ProducerRecord, RecordMetadata,
 };

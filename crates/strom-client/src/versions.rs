@@ -20,6 +20,9 @@ const CAPS: &[(i16, i16)] = &[
     (apis::INCREMENTAL_ALTER_CONFIGS, 1),
     (apis::DESCRIBE_CLUSTER, 1),
     (apis::LIST_OFFSETS, 8),
+    // v10 addresses topics by id.
+    (apis::OFFSET_FETCH, 9),
+    (apis::OFFSET_COMMIT, 9),
 ];
 
 /// The client's highest version for `api_key`, if it caps it.

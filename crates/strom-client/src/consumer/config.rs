@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::assignor::Assignor;
 use crate::error::ClientError;
 use crate::props::{bad, parse_ms, parse_num, parse_servers};
 
@@ -37,6 +38,15 @@ impl IsolationLevel {
     }
 }
 
+/// `group.protocol`: how a subscribing consumer takes part in its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// JoinGroup / SyncGroup / Heartbeat; the group leader assigns partitions.
+    Classic,
+    /// KIP-848 ConsumerGroupHeartbeat; the coordinator assigns partitions.
+    Consumer,
+}
+
 /// Consumer settings. Build with [`ConsumerConfig::from_properties`] (Kafka names)
 /// or start from `Default`; [`Consumer::new`](super::Consumer::new) validates.
 #[derive(Clone, Debug)]
@@ -64,11 +74,38 @@ pub struct ConsumerConfig {
     pub max_poll_records: usize,
     /// `isolation.level`. Default `read_uncommitted`.
     pub isolation_level: IsolationLevel,
-    /// `enable.auto.commit`. Accepted; auto-commit needs group membership, which
-    /// this consumer does not have yet, so offsets are committed explicitly. Default true.
+    /// `enable.auto.commit`: while subscribed to a group, commit the positions
+    /// every `auto.commit.interval.ms` from `poll`, before partitions are
+    /// revoked, and on `close`. Default true.
     pub enable_auto_commit: bool,
-    /// `auto.commit.interval.ms`. Accepted for the same reason. Default 5000.
+    /// `auto.commit.interval.ms`. Default 5000.
     pub auto_commit_interval: Duration,
+    /// `group.protocol`: `classic` (default, as in Java 3.x) or `consumer` (KIP-848).
+    pub group_protocol: GroupProtocol,
+    /// `group.instance.id`: makes the member static (KIP-345).
+    pub group_instance_id: Option<String>,
+    /// `session.timeout.ms` (classic protocol): how long the coordinator waits
+    /// for a heartbeat before removing the member. Default 45 000.
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms` (classic protocol). Default 3000; the consumer
+    /// protocol uses the interval the coordinator sends.
+    pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms`: the longest gap between polls before the member
+    /// leaves the group so its partitions move on; also the rebalance timeout. Default 300 000.
+    pub max_poll_interval: Duration,
+    /// `partition.assignment.strategy` (classic protocol), in preference order.
+    /// Default `range`; `roundrobin` and Java's class names are accepted.
+    pub assignment_strategies: Vec<Assignor>,
+    /// `group.remote.assignor` (consumer protocol): the server-side assignor to
+    /// ask for (`uniform` or `range`); the coordinator's default when unset.
+    pub group_remote_assignor: Option<String>,
+    /// `metadata.max.age.ms`: how often the subscribed topics' metadata is
+    /// re-read to notice new partitions. Default 300 000.
+    pub metadata_max_age: Duration,
+    /// `allow.auto.create.topics`: metadata requests for subscribed or
+    /// assigned topics let the broker create missing ones (when its
+    /// `auto.create.topics.enable` is on). Default true, as in Java.
+    pub allow_auto_create_topics: bool,
     /// `request.timeout.ms`: how long one request may take. Default 30 000.
     pub request_timeout: Duration,
     /// `retry.backoff.ms`: wait before retrying after a retriable error. Default 100.
@@ -93,6 +130,15 @@ impl Default for ConsumerConfig {
             isolation_level: IsolationLevel::ReadUncommitted,
             enable_auto_commit: true,
             auto_commit_interval: Duration::from_millis(5_000),
+            group_protocol: GroupProtocol::Classic,
+            group_instance_id: None,
+            session_timeout: Duration::from_millis(45_000),
+            heartbeat_interval: Duration::from_millis(3_000),
+            max_poll_interval: Duration::from_millis(300_000),
+            assignment_strategies: vec![Assignor::Range],
+            group_remote_assignor: None,
+            metadata_max_age: Duration::from_millis(300_000),
+            allow_auto_create_topics: true,
             request_timeout: Duration::from_millis(30_000),
             retry_backoff: Duration::from_millis(100),
             default_api_timeout: Duration::from_millis(60_000),
@@ -150,6 +196,42 @@ impl ConsumerConfig {
             }
             "enable.auto.commit" => self.enable_auto_commit = parse_num(key, value)?,
             "auto.commit.interval.ms" => self.auto_commit_interval = parse_ms(key, value)?,
+            "group.protocol" => {
+                self.group_protocol = match value.trim().to_ascii_lowercase().as_str() {
+                    "classic" => GroupProtocol::Classic,
+                    "consumer" => GroupProtocol::Consumer,
+                    _ => return Err(bad(key, value)),
+                }
+            }
+            "group.instance.id" => {
+                let v = value.trim();
+                self.group_instance_id = (!v.is_empty()).then(|| v.to_string());
+            }
+            "session.timeout.ms" => self.session_timeout = parse_ms(key, value)?,
+            "heartbeat.interval.ms" => self.heartbeat_interval = parse_ms(key, value)?,
+            "max.poll.interval.ms" => self.max_poll_interval = parse_ms(key, value)?,
+            "partition.assignment.strategy" => {
+                let mut strategies = Vec::new();
+                for name in value.split(',').filter(|n| !n.trim().is_empty()) {
+                    match Assignor::parse(name) {
+                        Some(a) => strategies.push(a),
+                        None => {
+                            return Err(ClientError::Config(format!(
+                                "partition.assignment.strategy: unsupported assignor {} \
+                                 (supported: range, roundrobin)",
+                                name.trim()
+                            )))
+                        }
+                    }
+                }
+                self.assignment_strategies = strategies;
+            }
+            "group.remote.assignor" => {
+                let v = value.trim();
+                self.group_remote_assignor = (!v.is_empty()).then(|| v.to_string());
+            }
+            "metadata.max.age.ms" => self.metadata_max_age = parse_ms(key, value)?,
+            "allow.auto.create.topics" => self.allow_auto_create_topics = parse_num(key, value)?,
             "request.timeout.ms" => self.request_timeout = parse_ms(key, value)?,
             "retry.backoff.ms" => self.retry_backoff = parse_ms(key, value)?,
             "default.api.timeout.ms" => self.default_api_timeout = parse_ms(key, value)?,
@@ -183,6 +265,27 @@ impl ConsumerConfig {
         }
         if self.fetch_max_wait.as_millis() > i32::MAX as u128 {
             return Err(ClientError::Config("fetch.max.wait.ms is too large".into()));
+        }
+        if self.assignment_strategies.is_empty() {
+            return Err(ClientError::Config(
+                "partition.assignment.strategy needs at least one assignor".into(),
+            ));
+        }
+        for (name, d) in [
+            ("session.timeout.ms", self.session_timeout),
+            ("max.poll.interval.ms", self.max_poll_interval),
+        ] {
+            if d.is_zero() || d.as_millis() > i32::MAX as u128 {
+                return Err(ClientError::Config(format!(
+                    "{name} must be between 1 and {}",
+                    i32::MAX
+                )));
+            }
+        }
+        if self.heartbeat_interval.is_zero() || self.heartbeat_interval >= self.session_timeout {
+            return Err(ClientError::Config(
+                "heartbeat.interval.ms must be positive and lower than session.timeout.ms".into(),
+            ));
         }
         Ok(())
     }

@@ -1,22 +1,30 @@
-//! The consumer, shaped like Java's `KafkaConsumer` with manual assignment:
-//! `assign` partitions, `poll` for records, `seek` / `seek_to_beginning` /
-//! `seek_to_end` / `offsets_for_times`, `pause` / `resume`, and offsets
-//! committed to a group with `commit_sync` and read back with `committed`.
+//! The consumer, shaped like Java's `KafkaConsumer`: `subscribe` to topics as
+//! a member of `group.id` (classic or KIP-848 protocol, with a
+//! [`ConsumerRebalanceListener`]) or `assign` partitions by hand; `poll` for
+//! records; `seek` / `seek_to_beginning` / `seek_to_end` / `offsets_for_times`;
+//! `pause` / `resume`; offsets committed automatically
+//! (`enable.auto.commit`), with `commit_sync` or with `commit_async`, and read
+//! back with `committed`.
 //!
 //! Like Java's, the consumer is used from one task (`&mut self`). Fetch
 //! answers arrive through a channel from spawned waiters, so a fetch keeps
-//! running between polls (see [`fetcher`]).
+//! running between polls (see [`fetcher`]); group membership and heartbeats
+//! run in their own task (see [`group`]); commits are queued to a committer
+//! task (see [`committer`]).
 //!
-//! Not yet here: group subscription (`subscribe`, rebalance listener),
-//! auto-commit (it needs a group generation), async commits, fetch sessions.
+//! Not yet here: fetch sessions (KIP-227), cooperative rebalancing in the
+//! classic protocol (the consumer protocol revokes incrementally).
 
+mod assignor;
+mod committer;
 mod config;
 mod fetcher;
-mod offsets;
+mod group;
+pub(crate) mod offsets;
 mod records;
 mod subscription;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,15 +35,40 @@ use thiserror::Error;
 use tokio::time::Instant;
 use tracing::debug;
 
-pub use config::{AutoOffsetReset, ConsumerConfig, IsolationLevel};
+pub use assignor::Assignor;
+pub use committer::CommitCallback;
+pub use config::{AutoOffsetReset, ConsumerConfig, GroupProtocol, IsolationLevel};
 pub use records::MAX_DECOMPRESSED_BATCH_BYTES;
 
 use crate::cluster::Cluster;
 use crate::connection::{ConnectionConfig, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::error::ClientError;
+use committer::Committer;
 use fetcher::Fetcher;
-use offsets::Coordinator;
+use group::{GroupEvent, GroupHandle};
 use subscription::{FetchState, ResetTo, SubscriptionState};
+
+/// Told when the group moves partitions to or from this consumer (Java's
+/// `ConsumerRebalanceListener`). The calls happen inside [`Consumer::poll`]
+/// (and [`Consumer::close`]), on the consumer's task.
+pub trait ConsumerRebalanceListener: Send {
+    /// Before partitions are taken away, after their positions were committed
+    /// when `enable.auto.commit` is on. A listener that commits offsets itself
+    /// should record them here and commit after `poll` returns.
+    fn on_partitions_revoked(&mut self, partitions: &[TopicPartition]) {
+        let _ = partitions;
+    }
+    /// After partitions were given to this consumer (possibly none).
+    fn on_partitions_assigned(&mut self, partitions: &[TopicPartition]) {
+        let _ = partitions;
+    }
+    /// When partitions were lost without a chance to commit (the member was
+    /// fenced or timed out): they may already belong to another member.
+    /// Defaults to [`on_partitions_revoked`](Self::on_partitions_revoked), as in Java.
+    fn on_partitions_lost(&mut self, partitions: &[TopicPartition]) {
+        self.on_partitions_revoked(partitions);
+    }
+}
 
 /// Why a consumer call failed.
 #[derive(Debug, Error, Clone)]
@@ -72,6 +105,9 @@ pub enum ConsumerError {
     /// A blocking call did not finish within `default.api.timeout.ms`.
     #[error("{operation} did not complete within the timeout")]
     Timeout { operation: &'static str },
+    /// The consumer was closed while the call waited.
+    #[error("the consumer is closed")]
+    Closed,
 }
 
 /// A topic and partition index (Java's `TopicPartition`).
@@ -150,7 +186,13 @@ pub struct Consumer {
     subs: SubscriptionState,
     fetcher: Fetcher,
     /// Present when `group.id` is set.
-    coordinator: Option<Coordinator>,
+    committer: Option<Committer>,
+    /// Present while subscribed to topics as a group member.
+    group: Option<GroupHandle>,
+    /// In a mutex only so the consumer is `Sync` (its futures `Send`); never locked.
+    listener: Option<std::sync::Mutex<Box<dyn ConsumerRebalanceListener>>>,
+    /// When `poll` next commits positions (auto-commit).
+    next_auto_commit: Instant,
     /// When metadata was last refreshed, to space refreshes by `retry.backoff.ms`.
     last_refresh: Option<Instant>,
 }
@@ -168,8 +210,16 @@ impl Consumer {
             ..ConnectionConfig::default()
         };
         let cluster = Cluster::connect(&config.bootstrap_servers, conn_config).await?;
+        cluster.set_allow_auto_topic_creation(config.allow_auto_create_topics);
+        let committer = config
+            .group_id
+            .clone()
+            .map(|g| Committer::start(cluster.clone(), config.clone(), g));
         Ok(Consumer {
-            coordinator: config.group_id.clone().map(Coordinator::new),
+            committer,
+            group: None,
+            listener: None,
+            next_auto_commit: Instant::now() + config.auto_commit_interval,
             config,
             cluster,
             subs: SubscriptionState::default(),
@@ -181,9 +231,256 @@ impl Consumer {
     /// Assigns exactly `partitions` (replacing the previous assignment).
     /// Partitions kept keep their positions; new ones start from the committed
     /// offset, or `auto.offset.reset` without one.
+    ///
+    /// # Panics
+    /// When the consumer is subscribed to topics (Java throws
+    /// `IllegalStateException`): call [`unsubscribe`](Self::unsubscribe) first.
     pub fn assign(&mut self, partitions: Vec<TopicPartition>) {
+        assert!(
+            self.group.is_none(),
+            "assign() on a consumer subscribed to topics; unsubscribe() first"
+        );
         self.subs.assign(partitions);
         self.fetcher.retain_assigned(&self.subs);
+    }
+
+    /// Subscribes to `topics` as a member of `group.id`; partitions arrive
+    /// through the group's assignment during `poll`. Calling it again replaces
+    /// the subscription (a rebalance follows).
+    ///
+    /// # Panics
+    /// When partitions were assigned with [`assign`](Self::assign) (Java throws
+    /// `IllegalStateException`): assign an empty list first.
+    pub fn subscribe<I, T>(&mut self, topics: I) -> Result<(), ConsumerError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let topics: BTreeSet<String> = topics.into_iter().map(Into::into).collect();
+        assert!(
+            self.group.is_some() || self.subs.assigned().is_empty(),
+            "subscribe() on a consumer with manually assigned partitions"
+        );
+        let group_id = self
+            .config
+            .group_id
+            .clone()
+            .ok_or(ConsumerError::NoGroupId)?;
+        match &self.group {
+            Some(g) => g.set_subscription(topics),
+            None => {
+                self.group = Some(GroupHandle::start(
+                    self.cluster.clone(),
+                    self.config.clone(),
+                    group_id,
+                    topics,
+                ));
+                self.next_auto_commit = Instant::now() + self.config.auto_commit_interval;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`subscribe`](Self::subscribe) with a listener told of every assignment change.
+    pub fn subscribe_with_listener<I, T>(
+        &mut self,
+        topics: I,
+        listener: impl ConsumerRebalanceListener + 'static,
+    ) -> Result<(), ConsumerError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.listener = Some(std::sync::Mutex::new(Box::new(listener)));
+        self.subscribe(topics)
+    }
+
+    /// The subscribed topics (empty when not subscribed).
+    pub fn subscription(&self) -> Vec<String> {
+        self.group
+            .as_ref()
+            .map(|g| g.subscription().into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Leaves the group: commits positions (with auto-commit), tells the
+    /// listener the partitions are revoked, and sends LeaveGroup.
+    pub async fn unsubscribe(&mut self) {
+        self.leave_group().await;
+    }
+
+    /// Commits (with auto-commit), revokes every partition and stops the membership.
+    async fn leave_group(&mut self) {
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        // Events not applied yet: assignments to take back, revocations to acknowledge.
+        while let Some(event) = group.next_event() {
+            match event {
+                GroupEvent::Assign { partitions } => {
+                    let mut all = self.subs.assigned();
+                    all.extend(partitions);
+                    self.subs.assign(all);
+                }
+                GroupEvent::Revoke { id, partitions } => {
+                    self.revoke(&partitions, false, group.identity()).await;
+                    group.ack_revocation(id);
+                }
+                GroupEvent::Lost { partitions } => self.revoke(&partitions, true, None).await,
+            }
+        }
+        let all = self.subs.assigned();
+        self.revoke(&all, false, group.identity()).await;
+        group
+            .close(self.config.default_api_timeout.min(Duration::from_secs(30)))
+            .await;
+        self.next_auto_commit = Instant::now() + self.config.auto_commit_interval;
+    }
+
+    /// Closes the consumer: leaves the group as [`unsubscribe`](Self::unsubscribe)
+    /// does and waits for queued commits.
+    pub async fn close(mut self) {
+        self.leave_group().await;
+        if let Some(c) = self.committer.take() {
+            // Every commit queued before this read has been answered when it returns.
+            let deadline = Instant::now() + self.config.default_api_timeout;
+            let _ = c.committed(Vec::new(), deadline).await;
+        }
+    }
+
+    /// Applies the group's queued events: revocations (commit, listener,
+    /// acknowledgement), assignments and lost partitions.
+    async fn apply_group_events(&mut self) -> Result<(), ConsumerError> {
+        loop {
+            let Some(group) = self.group.as_ref() else {
+                return Ok(());
+            };
+            if let Some(e) = group.take_error() {
+                return Err(e);
+            }
+            let identity = group.identity();
+            let Some(event) = group.next_event() else {
+                return Ok(());
+            };
+            match event {
+                GroupEvent::Revoke { id, partitions } => {
+                    self.revoke(&partitions, false, identity).await;
+                    if let Some(g) = &self.group {
+                        g.ack_revocation(id);
+                    }
+                }
+                GroupEvent::Lost { partitions } => self.revoke(&partitions, true, None).await,
+                GroupEvent::Assign { partitions } => {
+                    let mut all = self.subs.assigned();
+                    all.extend(partitions.iter().cloned());
+                    self.subs.assign(all);
+                    debug!(?partitions, "partitions assigned");
+                    if let Some(l) = self.listener() {
+                        l.on_partitions_assigned(&partitions);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Drops `partitions` from the assignment: commits their positions first
+    /// (auto-commit, unless `lost`) and tells the listener.
+    async fn revoke(
+        &mut self,
+        partitions: &[TopicPartition],
+        lost: bool,
+        identity: Option<offsets::MemberIdentity>,
+    ) {
+        if !lost && self.config.enable_auto_commit && identity.is_some() {
+            let offsets = self.positions_of(partitions);
+            if let (false, Some(c)) = (offsets.is_empty(), self.committer.as_ref()) {
+                let deadline = Instant::now() + self.config.default_api_timeout;
+                if let Err(e) = c.commit(offsets, identity, deadline).await {
+                    tracing::warn!(error = %e, "committing offsets before revocation failed");
+                }
+            }
+        }
+        debug!(?partitions, lost, "partitions revoked");
+        if let Some(l) = self.listener() {
+            if lost {
+                l.on_partitions_lost(partitions);
+            } else {
+                l.on_partitions_revoked(partitions);
+            }
+        }
+        let gone: BTreeSet<&TopicPartition> = partitions.iter().collect();
+        let kept: Vec<TopicPartition> = self
+            .subs
+            .assigned()
+            .into_iter()
+            .filter(|tp| !gone.contains(tp))
+            .collect();
+        self.subs.assign(kept);
+        self.fetcher.retain_assigned(&self.subs);
+    }
+
+    fn listener(&mut self) -> Option<&mut Box<dyn ConsumerRebalanceListener>> {
+        self.listener
+            .as_mut()
+            .map(|l| l.get_mut().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The consumed positions of `partitions` that have one, as offsets to commit.
+    fn positions_of(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> BTreeMap<TopicPartition, OffsetAndMetadata> {
+        partitions
+            .iter()
+            .filter_map(|tp| match self.subs.get(tp)?.fetch {
+                FetchState::Valid {
+                    offset,
+                    leader_epoch,
+                } => Some((
+                    tp.clone(),
+                    OffsetAndMetadata {
+                        offset,
+                        leader_epoch,
+                        metadata: String::new(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Auto-commit from `poll`: every `auto.commit.interval.ms`, the positions
+    /// of all assigned partitions, asynchronously.
+    fn maybe_auto_commit(&mut self) {
+        if !self.config.enable_auto_commit || Instant::now() < self.next_auto_commit {
+            return;
+        }
+        let (Some(group), Some(committer)) = (self.group.as_ref(), self.committer.as_ref()) else {
+            return;
+        };
+        let Some(identity) = group.identity() else {
+            return;
+        };
+        self.next_auto_commit = Instant::now() + self.config.auto_commit_interval;
+        let offsets = self.positions_of(&self.subs.assigned());
+        if offsets.is_empty() {
+            return;
+        }
+        let deadline = Instant::now()
+            + self
+                .config
+                .auto_commit_interval
+                .max(self.config.request_timeout);
+        committer.commit_async(
+            offsets,
+            Some(identity),
+            deadline,
+            Some(Box::new(|result| {
+                if let Err(e) = result {
+                    debug!(error = %e, "auto-commit failed");
+                }
+            })),
+        );
     }
 
     /// The assigned partitions.
@@ -195,7 +492,12 @@ impl Consumer {
     /// of them; records beyond that stay buffered for the next poll.
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ConsumerError> {
         let deadline = Instant::now() + timeout;
+        if let Some(g) = &self.group {
+            g.polled();
+        }
         loop {
+            self.apply_group_events().await?;
+            self.maybe_auto_commit();
             self.update_positions(deadline).await?;
             let records = self
                 .fetcher
@@ -211,12 +513,33 @@ impl Consumer {
             if now >= deadline {
                 return Ok(Vec::new());
             }
+            let group = self.group.as_ref();
+            let group_event = async {
+                match group {
+                    Some(g) => g.event_queued().await,
+                    None => std::future::pending().await,
+                }
+            };
             if !self.fetcher.has_in_flight() {
-                // Nothing fetchable yet (no leader, no position, all paused): look again soon.
-                tokio::time::sleep_until(deadline.min(now + self.config.retry_backoff)).await;
+                // Nothing fetchable yet (no assignment, no leader, no position,
+                // all paused): look again soon, or when the group assigns.
+                let wait = deadline.min(now + self.config.retry_backoff);
+                let wait = if group.is_some() && self.subs.assigned().is_empty() {
+                    deadline
+                } else {
+                    wait
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wait) => {}
+                    _ = group_event => {}
+                }
                 continue;
             }
-            if let Some(done) = self.fetcher.wait(deadline).await {
+            let done = tokio::select! {
+                done = self.fetcher.wait(deadline) => done,
+                _ = group_event => None,
+            };
+            if let Some(done) = done {
                 self.fetcher.handle(done, &mut self.subs, &self.config)?;
             }
         }
@@ -395,33 +718,75 @@ impl Consumer {
             return Ok(());
         }
         let deadline = Instant::now() + self.config.default_api_timeout;
-        let coordinator = self.coordinator.as_mut().ok_or(ConsumerError::NoGroupId)?;
-        coordinator
-            .commit(&self.cluster, &self.config, &offsets, deadline)
-            .await
+        let member = self.member_identity()?;
+        let committer = self.committer.as_ref().ok_or(ConsumerError::NoGroupId)?;
+        committer.commit(offsets, member, deadline).await
+    }
+
+    /// The identity commits carry: the group generation while subscribed
+    /// (REBALANCE_IN_PROGRESS between generations), none for manual assignment.
+    fn member_identity(&self) -> Result<Option<offsets::MemberIdentity>, ConsumerError> {
+        match &self.group {
+            None => Ok(None),
+            Some(g) => match g.identity() {
+                Some(id) => Ok(Some(id)),
+                None => Err(ClientError::kafka(
+                    strom_protocol::ErrorCode::RebalanceInProgress.code(),
+                    Some("the consumer is not in a group generation".into()),
+                )
+                .into()),
+            },
+        }
+    }
+
+    /// Queues a commit of `offsets` and returns at once; `callback` gets the
+    /// outcome (on the committer task). Commits are sent and answered in call order.
+    pub fn commit_async(
+        &mut self,
+        offsets: &HashMap<TopicPartition, OffsetAndMetadata>,
+        callback: Option<CommitCallback>,
+    ) {
+        let offsets: BTreeMap<TopicPartition, OffsetAndMetadata> = offsets
+            .iter()
+            .map(|(tp, o)| (tp.clone(), o.clone()))
+            .collect();
+        let member = match self.member_identity() {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some(cb) = callback {
+                    cb(Err(e));
+                }
+                return;
+            }
+        };
+        match self.committer.as_ref() {
+            Some(c) => {
+                let deadline = Instant::now() + self.config.default_api_timeout;
+                c.commit_async(offsets, member, deadline, callback);
+            }
+            None => {
+                if let Some(cb) = callback {
+                    cb(Err(ConsumerError::NoGroupId));
+                }
+            }
+        }
+    }
+
+    /// [`commit_async`](Self::commit_async) of the current positions (Java's `commitAsync()`).
+    pub fn commit_async_positions(&mut self, callback: Option<CommitCallback>) {
+        let offsets: HashMap<TopicPartition, OffsetAndMetadata> = self
+            .positions_of(&self.subs.assigned())
+            .into_iter()
+            .collect();
+        self.commit_async(&offsets, callback);
     }
 
     /// Commits the current position of every assigned partition that has one
     /// (Java's no-argument `commitSync()`).
     pub async fn commit_sync_positions(&mut self) -> Result<(), ConsumerError> {
         let offsets: HashMap<TopicPartition, OffsetAndMetadata> = self
-            .subs
-            .assigned()
+            .positions_of(&self.subs.assigned())
             .into_iter()
-            .filter_map(|tp| match self.subs.get(&tp)?.fetch {
-                FetchState::Valid {
-                    offset,
-                    leader_epoch,
-                } => Some((
-                    tp,
-                    OffsetAndMetadata {
-                        offset,
-                        leader_epoch,
-                        metadata: String::new(),
-                    },
-                )),
-                _ => None,
-            })
             .collect();
         self.commit_sync(&offsets).await
     }
@@ -433,10 +798,8 @@ impl Consumer {
         partitions: &[TopicPartition],
     ) -> Result<HashMap<TopicPartition, OffsetAndMetadata>, ConsumerError> {
         let deadline = Instant::now() + self.config.default_api_timeout;
-        let coordinator = self.coordinator.as_mut().ok_or(ConsumerError::NoGroupId)?;
-        coordinator
-            .committed(&self.cluster, &self.config, partitions, deadline)
-            .await
+        let committer = self.committer.as_ref().ok_or(ConsumerError::NoGroupId)?;
+        committer.committed(partitions.to_vec(), deadline).await
     }
 
     fn check_assigned(&self, tp: &TopicPartition) -> Result<(), ConsumerError> {
@@ -456,20 +819,15 @@ impl Consumer {
     async fn update_positions(&mut self, deadline: Instant) -> Result<(), ConsumerError> {
         let initializing = self.subs.initializing();
         if !initializing.is_empty() {
-            let committed = match self.coordinator.as_mut() {
-                Some(c) => {
-                    match c
-                        .committed(&self.cluster, &self.config, &initializing, deadline)
-                        .await
-                    {
-                        Ok(found) => found,
-                        Err(ConsumerError::Client(e)) if e.is_retriable() => {
-                            debug!(error = %e, "committed offsets not fetched");
-                            return Ok(());
-                        }
-                        Err(e) => return Err(e),
+            let committed = match self.committer.as_ref() {
+                Some(c) => match c.committed(initializing.clone(), deadline).await {
+                    Ok(found) => found,
+                    Err(ConsumerError::Client(e)) if e.is_retriable() => {
+                        debug!(error = %e, "committed offsets not fetched");
+                        return Ok(());
                     }
-                }
+                    Err(e) => return Err(e),
+                },
                 None => HashMap::new(),
             };
             for tp in initializing {

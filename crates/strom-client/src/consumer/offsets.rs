@@ -150,15 +150,27 @@ async fn list_from_leader(
     Ok(out)
 }
 
+/// Who commits: a member of the group's current generation (classic) or
+/// epoch (consumer protocol). Without one a commit is a "simple" commit, which
+/// the coordinator accepts only for a group without members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberIdentity {
+    pub member_id: String,
+    /// The generation id (classic) or member epoch (consumer protocol).
+    pub generation: i32,
+    pub group_instance_id: Option<String>,
+}
+
 /// The group coordinator of `group.id`, found lazily and forgotten after
 /// NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE.
+#[derive(Clone)]
 pub struct Coordinator {
     group_id: String,
     node: Option<i32>,
 }
 
 /// Errors after which the coordinator must be looked up again.
-fn coordinator_moved(code: i16) -> bool {
+pub(super) fn coordinator_moved(code: i16) -> bool {
     code == ErrorCode::NotCoordinator.code() || code == ErrorCode::CoordinatorNotAvailable.code()
 }
 
@@ -179,6 +191,21 @@ impl Coordinator {
                 return Ok(c);
             }
             self.node = None;
+        }
+        let node = self.lookup(cluster).await?;
+        cluster.connection(node).await
+    }
+
+    /// Forgets the coordinator so the next call looks it up again.
+    pub fn forget(&mut self) {
+        self.node = None;
+    }
+
+    /// The coordinator's node id: the cached one, or FindCoordinator's answer
+    /// (with the broker added to the metadata cache when it is new).
+    pub async fn lookup(&mut self, cluster: &Cluster) -> Result<i32, ClientError> {
+        if let Some(node) = self.node {
+            return Ok(node);
         }
         let conn = cluster.any_connection().await?;
         let version = conn.version_for::<FindCoordinatorRequest>()?;
@@ -212,9 +239,8 @@ impl Coordinator {
         if cluster.broker(node).is_none() {
             cluster.refresh(&[]).await?;
         }
-        let conn = cluster.connection(node).await?;
         self.node = Some(node);
-        Ok(conn)
+        Ok(node)
     }
 
     /// Runs `op` against the coordinator, retrying retriable errors until `deadline`.
@@ -257,18 +283,25 @@ impl Coordinator {
         }
     }
 
-    /// OffsetCommit as a "simple" commit: generation -1 and no member id, which
-    /// the coordinator accepts for a group that has no members.
+    /// OffsetCommit as `member` of the group, or as a "simple" commit
+    /// (generation -1, no member id) that the coordinator accepts for a group
+    /// without members.
     pub async fn commit(
         &mut self,
         cluster: &Cluster,
         config: &ConsumerConfig,
         offsets: &BTreeMap<TopicPartition, OffsetAndMetadata>,
+        member: Option<&MemberIdentity>,
         deadline: Instant,
     ) -> Result<(), ConsumerError> {
         let mut req = OffsetCommitRequest::default();
         req.group_id = self.group_id.as_str().into();
         req.generation_id_or_member_epoch = -1;
+        if let Some(m) = member {
+            req.generation_id_or_member_epoch = m.generation;
+            req.member_id = m.member_id.as_str().into();
+            req.group_instance_id = m.group_instance_id.as_deref().map(Into::into);
+        }
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         for (tp, om) in offsets {
             let mut p = OffsetCommitRequestPartition::default();
@@ -291,7 +324,15 @@ impl Coordinator {
             deadline,
             "OffsetCommit",
             |conn| async move {
-                let resp = conn.send(req).await?;
+                let version = conn.version_for::<OffsetCommitRequest>()?;
+                let resp = if version < 7 && req.group_instance_id.is_some() {
+                    // Static membership needs v7; older coordinators take the member id alone.
+                    let mut older = req.clone();
+                    older.group_instance_id = None;
+                    conn.send(&older).await?
+                } else {
+                    conn.send(req).await?
+                };
                 // The first failing partition decides: a commit is all or nothing for the caller.
                 for t in &resp.topics {
                     for p in &t.partitions {

@@ -28,6 +28,25 @@ use crate::error::ClientError;
 use accumulator::{record_size, ProducerIdentity};
 use sender::{Command, Sender};
 
+/// The outcome of [`Producer::send_with_callback`], available after the
+/// callback ran. Dropping it does not cancel anything.
+pub struct CallbackDone {
+    rx: oneshot::Receiver<Result<RecordMetadata, ProducerError>>,
+}
+
+impl Future for CallbackDone {
+    type Output = Result<RecordMetadata, ProducerError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(ProducerError::Closed)))
+    }
+}
+
 /// Where a record's outcome is delivered.
 pub(crate) type Responder = oneshot::Sender<Result<RecordMetadata, ProducerError>>;
 
@@ -129,6 +148,8 @@ impl Producer {
             ..ConnectionConfig::default()
         };
         let cluster = Cluster::connect(&config.bootstrap_servers, conn_config).await?;
+        // As Java's producer: sending to a missing topic creates it where the broker allows.
+        cluster.set_allow_auto_topic_creation(true);
         let identity = if config.enable_idempotence {
             Some(init_producer_id(&cluster, &config).await?)
         } else {
@@ -168,13 +189,22 @@ impl Producer {
         }
     }
 
-    /// Like [`send`](Self::send), calling `callback` with the outcome (Java's `Callback`).
-    pub fn send_with_callback<F>(&self, record: ProducerRecord, callback: F)
+    /// Like [`send`](Self::send), calling `callback` with the outcome (Java's
+    /// `send(record, callback)`). The callback runs whether or not the returned
+    /// future is awaited; the future resolves after the callback has run, as
+    /// Java's `Future.get()` returns after the callback.
+    pub fn send_with_callback<F>(&self, record: ProducerRecord, callback: F) -> CallbackDone
     where
         F: FnOnce(Result<RecordMetadata, ProducerError>) + Send + 'static,
     {
         let fut = self.send(record);
-        tokio::spawn(async move { callback(fut.await) });
+        let (tx, rx) = oneshot::channel();
+        tokio::spawn(async move {
+            let result = fut.await;
+            callback(result.clone());
+            let _ = tx.send(result);
+        });
+        CallbackDone { rx }
     }
 
     /// Sends every buffered record now (ignoring `linger.ms`) and waits until
