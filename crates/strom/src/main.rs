@@ -2,8 +2,8 @@
 //!
 //! With no arguments it runs the server with Kafka's defaults
 //! (`localhost:9092`, data in `./strom-data`), so `cargo run --release` starts a
-//! working single-node broker. The tools (`topic`, `cluster`, `produce`, `perf`) live in
-//! [`cli`].
+//! working single-node broker. The tools (`topic`, `cluster`, `produce`,
+//! `consume`, `perf`) live in [`cli`].
 
 mod cli;
 mod server;
@@ -22,12 +22,16 @@ struct Cli {
 enum Command {
     /// Run a broker (and its metadata controller) in this process (the default).
     Server(server::ServerArgs),
-    /// Create, list, describe and delete topics.
+    /// Create, list, describe, alter and delete topics.
     Topic(cli::topic::TopicArgs),
     /// Show the cluster id, the controller and the brokers.
     Cluster(cli::cluster::ClusterArgs),
     /// Produce one record per line of stdin or a file (kafka-console-producer).
     Produce(cli::produce::ProduceArgs),
+    /// Print records of a topic (kafka-console-consumer).
+    Consume(cli::consume::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups with their lag.
+    Group(cli::group::GroupArgs),
     /// Benchmark tools comparable with Kafka's perf tests.
     Perf(cli::PerfArgs),
 }
@@ -48,6 +52,8 @@ fn main() -> std::process::ExitCode {
         Command::Topic(args) => cli::run(cli::topic::run(args)),
         Command::Cluster(args) => cli::run(cli::cluster::run(args)),
         Command::Produce(args) => cli::run(cli::produce::run(args)),
+        Command::Consume(args) => cli::run(cli::consume::run(args)),
+        Command::Group(args) => cli::run(cli::group::run(args)),
         Command::Perf(args) => cli::run(cli::run_perf(args)),
     }
 }

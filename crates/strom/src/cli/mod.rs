@@ -1,20 +1,26 @@
-//! The client-side tools of the `strom` binary: `topic`, `cluster`, `produce` and `perf`.
+//! The client-side tools of the `strom` binary: `topic`, `cluster`, `produce`,
+//! `consume` and `perf`.
 //!
 //! Each tool runs on its own tokio runtime, talks to brokers through
 //! `strom-client`, and reports failure as one line on stderr plus an exit code
 //! from [`ExitCode`] that scripts can rely on.
 
 pub mod cluster;
+pub mod consume;
+pub mod group;
 pub mod output;
+pub mod perf_consume;
+pub mod perf_e2e;
 pub mod perf_produce;
 mod perf_stats;
 pub mod produce;
+mod time;
 pub mod topic;
 
 use std::future::Future;
 
 use clap::{Args, Subcommand};
-use strom_client::{ClientError, ProducerError};
+use strom_client::{ClientError, ConsumerError, ProducerError};
 
 /// The broker address flag every tool takes.
 #[derive(Args, Debug, Clone)]
@@ -44,12 +50,19 @@ pub enum PerfCommand {
     /// Produce records at a target rate and report throughput and latency percentiles
     /// (Kafka's kafka-producer-perf-test).
     Produce(perf_produce::PerfProduceArgs),
+    /// Consume records as fast as possible and report throughput and fetch latency
+    /// (Kafka's kafka-consumer-perf-test).
+    Consume(perf_consume::PerfConsumeArgs),
+    /// Measure produce-to-consume latency at a given rate (Kafka's EndToEndLatency).
+    E2e(perf_e2e::PerfE2eArgs),
 }
 
 /// Runs `strom perf ...`.
 pub async fn run_perf(args: PerfArgs) -> anyhow::Result<()> {
     match args.command {
         PerfCommand::Produce(a) => perf_produce::run(a).await,
+        PerfCommand::Consume(a) => perf_consume::run(a).await,
+        PerfCommand::E2e(a) => perf_e2e::run(a).await,
     }
 }
 
@@ -100,12 +113,16 @@ where
 /// One readable line and the exit code for a tool's error.
 fn describe_error(e: &anyhow::Error) -> (ExitCode, String) {
     for cause in e.chain() {
-        let client = cause.downcast_ref::<ClientError>().or_else(|| {
-            match cause.downcast_ref::<ProducerError>() {
+        let client = cause
+            .downcast_ref::<ClientError>()
+            .or_else(|| match cause.downcast_ref::<ProducerError>() {
                 Some(ProducerError::Client(c)) => Some(c),
                 _ => None,
-            }
-        });
+            })
+            .or_else(|| match cause.downcast_ref::<ConsumerError>() {
+                Some(ConsumerError::Client(c)) => Some(c),
+                _ => None,
+            });
         match client {
             Some(ClientError::Unreachable { addr, reason }) => {
                 let reason = short_io_reason(reason);

@@ -1,12 +1,16 @@
-//! Latency and throughput bookkeeping for `strom perf produce`, after Kafka's
+//! Latency and throughput bookkeeping for the perf tools, after Kafka's
 //! `ProducerPerformance.Stats`.
 //!
-//! Latencies are kept by sampling, as Kafka does: every `sampling`-th record
-//! (by send order) has its latency stored, with `sampling` chosen so that at most
-//! [`MAX_LATENCY_SAMPLES`] are kept. Count, bytes, average and maximum cover every
-//! record; percentiles come from the samples. Unlike Kafka (whole milliseconds),
+//! Latencies are kept by sampling, as Kafka does: every `sampling`-th event
+//! (by index) has its latency stored, with `sampling` chosen so that at most
+//! [`MAX_LATENCY_SAMPLES`] are kept. Count, average and maximum cover every
+//! event; percentiles come from the samples. Unlike Kafka (whole milliseconds),
 //! samples are microseconds, so sub-millisecond latencies on a fast broker still
 //! show up in the percentiles.
+//!
+//! [`Latencies`] is the sampler alone (`perf consume` times its polls with it);
+//! [`Stats`] adds record and byte counts and progress windows (`perf produce`,
+//! `perf e2e`).
 
 use std::time::{Duration, Instant};
 
@@ -16,19 +20,95 @@ use serde::Serialize;
 /// memory to 2 MB however many records are sent.
 pub const MAX_LATENCY_SAMPLES: u64 = 500_000;
 
-const MB: f64 = 1024.0 * 1024.0;
+/// Bytes in a megabyte, as Kafka's perf tools count them.
+pub const MB: f64 = 1024.0 * 1024.0;
 
-/// Totals of a whole run and of the current progress window.
-pub struct Stats {
-    /// Store the latency of records whose send index is a multiple of this.
+/// Sampled latencies, with exact count, total and maximum.
+pub struct Latencies {
+    /// Store the latency of events whose index is a multiple of this.
     sampling: u64,
     /// Sampled latencies in microseconds, at most `MAX_LATENCY_SAMPLES`.
     samples: Vec<u32>,
-    /// Acknowledged records and their value bytes.
     count: u64,
+    total_us: u64,
+    max_us: u64,
+}
+
+/// Average, maximum and percentiles of a [`Latencies`], in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Percentiles {
+    pub avg_ms: f64,
+    pub max_ms: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+}
+
+impl Latencies {
+    /// A sampler for at most `expected` events (more are counted but not sampled
+    /// once the samples are full).
+    pub fn new(expected: u64) -> Latencies {
+        let sampling = expected.div_ceil(MAX_LATENCY_SAMPLES).max(1);
+        let capacity = expected.div_ceil(sampling).min(MAX_LATENCY_SAMPLES);
+        Latencies {
+            sampling,
+            samples: Vec::with_capacity(capacity as usize),
+            count: 0,
+            total_us: 0,
+            max_us: 0,
+        }
+    }
+
+    /// Records the latency of event number `index` (0-based).
+    pub fn record(&mut self, index: u64, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.count += 1;
+        self.total_us = self.total_us.saturating_add(us);
+        self.max_us = self.max_us.max(us);
+        if index.is_multiple_of(self.sampling) && (self.samples.len() as u64) < MAX_LATENCY_SAMPLES
+        {
+            self.samples.push(u32::try_from(us).unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Events recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Average and maximum over every event, percentiles over the samples.
+    pub fn percentiles(&self) -> Percentiles {
+        let mut sorted = self.samples.clone();
+        sorted.sort_unstable();
+        let percentile = |p: f64| -> f64 {
+            if sorted.is_empty() {
+                return 0.0;
+            }
+            let index = ((p * sorted.len() as f64) as usize).min(sorted.len() - 1);
+            f64::from(sorted[index]) / 1000.0
+        };
+        Percentiles {
+            avg_ms: if self.count == 0 {
+                0.0
+            } else {
+                self.total_us as f64 / self.count as f64 / 1000.0
+            },
+            max_ms: self.max_us as f64 / 1000.0,
+            p50_ms: percentile(0.5),
+            p95_ms: percentile(0.95),
+            p99_ms: percentile(0.99),
+            p999_ms: percentile(0.999),
+        }
+    }
+}
+
+/// Totals of a whole run and of the current progress window.
+pub struct Stats {
+    /// Latency of every counted record; its count is the record count.
+    latencies: Latencies,
+    /// Bytes of the counted records (values, plus keys where the tool has them).
     bytes: u64,
-    total_latency_us: u64,
-    max_latency_us: u64,
     /// Records whose send failed, and the first failure's text.
     failed: u64,
     first_error: Option<String>,
@@ -61,6 +141,7 @@ impl Window {
 pub struct Summary {
     pub records: u64,
     pub bytes: u64,
+    /// Records not delivered (perf produce) or never received (perf e2e).
     pub failed: u64,
     pub elapsed_ms: f64,
     pub records_per_sec: f64,
@@ -76,15 +157,9 @@ pub struct Summary {
 impl Stats {
     /// Stats for a run of `num_records` records starting now.
     pub fn new(num_records: u64) -> Stats {
-        let sampling = num_records.div_ceil(MAX_LATENCY_SAMPLES).max(1);
-        let capacity = num_records.div_ceil(sampling).min(MAX_LATENCY_SAMPLES);
         Stats {
-            sampling,
-            samples: Vec::with_capacity(capacity as usize),
-            count: 0,
+            latencies: Latencies::new(num_records),
             bytes: 0,
-            total_latency_us: 0,
-            max_latency_us: 0,
             failed: 0,
             first_error: None,
             window: Window::new(Instant::now()),
@@ -94,19 +169,12 @@ impl Stats {
     /// Records the outcome of the record sent as number `iteration` (0-based).
     pub fn record(&mut self, iteration: u64, latency: Duration, bytes: usize) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.count += 1;
+        self.latencies.record(iteration, latency);
         self.bytes += bytes as u64;
-        self.total_latency_us += us;
-        self.max_latency_us = self.max_latency_us.max(us);
         self.window.count += 1;
         self.window.bytes += bytes as u64;
-        self.window.total_latency_us += us;
+        self.window.total_latency_us = self.window.total_latency_us.saturating_add(us);
         self.window.max_latency_us = self.window.max_latency_us.max(us);
-        if iteration.is_multiple_of(self.sampling)
-            && (self.samples.len() as u64) < MAX_LATENCY_SAMPLES
-        {
-            self.samples.push(u32::try_from(us).unwrap_or(u32::MAX));
-        }
     }
 
     /// Notes a record that was not delivered.
@@ -122,6 +190,12 @@ impl Stats {
 
     /// The progress line for the window ending now (Kafka's shape), and starts a new window.
     pub fn take_window(&mut self, now: Instant) -> String {
+        self.take_window_as(now, "sent")
+    }
+
+    /// [`take_window`](Self::take_window) saying what happened to the records
+    /// ("sent", "received").
+    pub fn take_window_as(&mut self, now: Instant, verb: &str) -> String {
         let w = std::mem::replace(&mut self.window, Window::new(now));
         let secs = now.duration_since(w.start).as_secs_f64().max(1e-9);
         let avg_ms = if w.count == 0 {
@@ -130,7 +204,7 @@ impl Stats {
             w.total_latency_us as f64 / w.count as f64 / 1000.0
         };
         format!(
-            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
+            "{} records {verb}, {:.1} records/sec ({:.2} MB/sec), {:.1} ms avg latency, {:.1} ms max latency.",
             w.count,
             w.count as f64 / secs,
             w.bytes as f64 / secs / MB,
@@ -142,32 +216,21 @@ impl Stats {
     /// The whole run's figures, given its wall-clock time.
     pub fn summary(&self, elapsed: Duration) -> Summary {
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let mut sorted = self.samples.clone();
-        sorted.sort_unstable();
-        let percentile = |p: f64| -> f64 {
-            if sorted.is_empty() {
-                return 0.0;
-            }
-            let index = ((p * sorted.len() as f64) as usize).min(sorted.len() - 1);
-            f64::from(sorted[index]) / 1000.0
-        };
+        let count = self.latencies.count();
+        let p = self.latencies.percentiles();
         Summary {
-            records: self.count,
+            records: count,
             bytes: self.bytes,
             failed: self.failed,
             elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-            records_per_sec: self.count as f64 / secs,
+            records_per_sec: count as f64 / secs,
             mb_per_sec: self.bytes as f64 / secs / MB,
-            avg_latency_ms: if self.count == 0 {
-                0.0
-            } else {
-                self.total_latency_us as f64 / self.count as f64 / 1000.0
-            },
-            max_latency_ms: self.max_latency_us as f64 / 1000.0,
-            p50_ms: percentile(0.5),
-            p95_ms: percentile(0.95),
-            p99_ms: percentile(0.99),
-            p999_ms: percentile(0.999),
+            avg_latency_ms: p.avg_ms,
+            max_latency_ms: p.max_ms,
+            p50_ms: p.p50_ms,
+            p95_ms: p.p95_ms,
+            p99_ms: p.p99_ms,
+            p999_ms: p.p999_ms,
         }
     }
 }
@@ -176,8 +239,13 @@ impl Summary {
     /// The final line in the shape of Kafka's ProducerPerformance (percentiles with
     /// two decimals rather than whole milliseconds).
     pub fn line(&self) -> String {
+        self.line_as("sent")
+    }
+
+    /// [`line`](Self::line) saying what happened to the records ("sent", "received").
+    pub fn line_as(&self, verb: &str) -> String {
         format!(
-            "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, \
+            "{} records {verb}, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, \
              {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
             self.records,
             self.records_per_sec,
@@ -219,10 +287,11 @@ mod tests {
         for i in 0..n {
             s.record(i, Duration::from_micros(5), 1);
         }
-        assert!(s.samples.len() as u64 <= MAX_LATENCY_SAMPLES);
+        let l = &s.latencies;
+        assert!(l.samples.len() as u64 <= MAX_LATENCY_SAMPLES);
         // Sampling every ceil(n / MAX)-th record keeps more than half the maximum.
-        assert_eq!(s.samples.len() as u64, n.div_ceil(s.sampling));
-        assert!(s.samples.len() as u64 > MAX_LATENCY_SAMPLES / 2);
+        assert_eq!(l.samples.len() as u64, n.div_ceil(l.sampling));
+        assert!(l.samples.len() as u64 > MAX_LATENCY_SAMPLES / 2);
         assert_eq!(s.summary(Duration::from_secs(1)).records, n);
     }
 

@@ -205,8 +205,9 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         None => Input::Stdin,
     };
 
-    // Fail fast on a missing topic or partition: the producer would otherwise
-    // retry until delivery.timeout.ms (and it never asks for auto-creation).
+    // Fail fast on a missing topic or partition: a typo should not create a
+    // topic (the producer asks for auto-creation, as Java's does), nor retry
+    // until delivery.timeout.ms against a partition that does not exist.
     let admin = Admin::connect(&a.connect.bootstrap_server).await?;
     let topic = admin
         .describe_topics(&[a.topic.as_str()])

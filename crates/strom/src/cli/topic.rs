@@ -1,9 +1,11 @@
-//! `strom topic create|list|describe|delete`: Kafka's `kafka-topics.sh`.
+//! `strom topic create|list|describe|alter|delete`: Kafka's `kafka-topics.sh`
+//! (and, for `alter --config`, `kafka-configs.sh`).
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
-use strom_client::{Admin, ConfigResource, NewTopic};
+use strom_client::{Admin, AlterConfigOp, ClientError, ConfigResource, NewTopic};
+use strom_protocol::ErrorCode;
 
 use super::output::{self, Table};
 use super::{parse_key_value, topic_error, ConnectArgs};
@@ -27,6 +29,8 @@ enum TopicCommand {
     List(ListArgs),
     /// Show a topic's partitions (leader, replicas, ISR) and its non-default configs.
     Describe(DescribeArgs),
+    /// Add partitions to a topic, or set and remove its configs.
+    Alter(AlterArgs),
     /// Delete a topic and all its records.
     Delete(DeleteArgs),
 }
@@ -69,6 +73,30 @@ struct DescribeArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(group(
+    ArgGroup::new("change")
+        .required(true)
+        .multiple(true)
+        .args(["partitions", "configs", "delete_configs"])
+))]
+struct AlterArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Name of the topic to alter.
+    name: String,
+    /// New total number of partitions; it can only grow. Keyed records may map
+    /// to other partitions afterwards.
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
+    partitions: Option<i32>,
+    /// Set a topic config by its Kafka name (repeatable), e.g. --config retention.ms=60000.
+    #[arg(short, long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    configs: Vec<(String, String)>,
+    /// Remove a topic config so the broker default applies again (repeatable).
+    #[arg(long = "delete-config", value_name = "KEY")]
+    delete_configs: Vec<String>,
+}
+
+#[derive(Args, Debug)]
 struct DeleteArgs {
     #[command(flatten)]
     connect: ConnectArgs,
@@ -108,6 +136,7 @@ pub async fn run(args: TopicArgs) -> anyhow::Result<()> {
         TopicCommand::Create(a) => create(a).await,
         TopicCommand::List(a) => list(a).await,
         TopicCommand::Describe(a) => describe(a).await,
+        TopicCommand::Alter(a) => alter(a).await,
         TopicCommand::Delete(a) => delete(a).await,
     }
 }
@@ -240,6 +269,80 @@ async fn describe(a: DescribeArgs) -> anyhow::Result<()> {
         print!("{}", table.render());
     }
     Ok(())
+}
+
+async fn alter(a: AlterArgs) -> anyhow::Result<()> {
+    let admin = connect(&a.connect).await?;
+    let current = admin
+        .describe_topics(&[a.name.as_str()])
+        .await
+        .map_err(|e| topic_error(&a.name, e))?
+        .into_iter()
+        .next()
+        .context("the broker described no topic")?
+        .partitions
+        .len();
+    if let Some(total) = a.partitions {
+        let mut results = admin.create_partitions(&[(a.name.as_str(), total)]).await?;
+        match results.remove(&a.name) {
+            Some(Ok(())) => println!("Topic {} now has {total} partitions.", a.name),
+            Some(Err(e)) => return Err(partitions_error(&a.name, current, total, e)),
+            None => anyhow::bail!("the broker did not answer for topic '{}'", a.name),
+        }
+    }
+    let ops: Vec<AlterConfigOp> = a
+        .configs
+        .into_iter()
+        .map(|(k, v)| AlterConfigOp::Set(k, v))
+        .chain(a.delete_configs.into_iter().map(AlterConfigOp::Delete))
+        .collect();
+    if !ops.is_empty() {
+        admin
+            .incremental_alter_configs(&ConfigResource::Topic(a.name.clone()), &ops)
+            .await
+            .map_err(|e| config_error(&a.name, e))?;
+        println!("Updated the configs of topic {}.", a.name);
+    }
+    Ok(())
+}
+
+/// CreatePartitions' INVALID_PARTITIONS as a sentence with the counts.
+fn partitions_error(topic: &str, current: usize, asked: i32, e: ClientError) -> anyhow::Error {
+    if e.code() != Some(ErrorCode::InvalidPartitions.code()) {
+        return topic_error(topic, e);
+    }
+    let current = i64::try_from(current).unwrap_or(i64::MAX);
+    match i64::from(asked).cmp(&current) {
+        std::cmp::Ordering::Less => anyhow::anyhow!(
+            "topic '{topic}' has {current} partitions; partitions can only be added, not removed (asked for {asked})"
+        ),
+        std::cmp::Ordering::Equal => {
+            anyhow::anyhow!("topic '{topic}' already has {current} partitions")
+        }
+        std::cmp::Ordering::Greater => match e {
+            ClientError::Kafka {
+                message: Some(m), ..
+            } => anyhow::anyhow!("cannot grow topic '{topic}' to {asked} partitions: {m}"),
+            other => topic_error(topic, other),
+        },
+    }
+}
+
+/// IncrementalAlterConfigs' INVALID_CONFIG with the broker's reason.
+fn config_error(topic: &str, e: ClientError) -> anyhow::Error {
+    match e {
+        ClientError::Kafka {
+            code,
+            message: Some(m),
+            ..
+        } if code == ErrorCode::InvalidConfig.code() => {
+            anyhow::anyhow!("invalid config for topic '{topic}': {m}")
+        }
+        ClientError::Kafka { code, .. } if code == ErrorCode::InvalidConfig.code() => {
+            anyhow::anyhow!("invalid config for topic '{topic}'")
+        }
+        other => topic_error(topic, other),
+    }
 }
 
 async fn delete(a: DeleteArgs) -> anyhow::Result<()> {
