@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -81,6 +81,130 @@ pub fn start_server() -> Server {
     rx.recv_timeout(TIMEOUT)
         .expect("the server did not report listening in time");
     server
+}
+
+/// A `strom server` child process that can be killed with SIGKILL and restarted
+/// on the same port and data directory; killed when dropped (also on panic).
+pub struct RestartableServer {
+    child: Option<Child>,
+    pub addr: String,
+    dir: tempfile::TempDir,
+    /// Every line the server printed (stdout and stderr), across restarts.
+    log: Arc<Mutex<Vec<String>>>,
+    /// Broker properties passed as `--set KEY=VALUE` on every start.
+    settings: Vec<String>,
+    /// How many times the server was started.
+    pub starts: u32,
+}
+
+impl RestartableServer {
+    /// Starts a server on a free port with a fresh data directory.
+    pub fn start() -> RestartableServer {
+        RestartableServer::start_with(&[])
+    }
+
+    /// Like [`start`](Self::start), with broker properties (Kafka names) that
+    /// apply to every start.
+    pub fn start_with(settings: &[(&str, &str)]) -> RestartableServer {
+        let mut server = RestartableServer {
+            child: None,
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir: tempfile::tempdir().unwrap(),
+            log: Arc::new(Mutex::new(Vec::new())),
+            settings: settings.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            starts: 0,
+        };
+        server.spawn();
+        server
+    }
+
+    /// SIGKILL (`Child::kill` on Unix): an unclean stop, nothing flushed or closed.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same address and data directory.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "server still running");
+        self.spawn();
+    }
+
+    /// Whether the process exited although it was not killed by us.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    /// The last `n` lines the server printed, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log.lock().unwrap();
+        log[log.len().saturating_sub(n)..].join("\n")
+    }
+
+    fn spawn(&mut self) {
+        self.starts += 1;
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("===== start #{} on {}", self.starts, self.addr));
+        let mut child = Command::new(STROM)
+            .args([
+                "server",
+                "--listen",
+                &self.addr,
+                "--advertise",
+                &self.addr,
+                "--data-dir",
+            ])
+            .arg(self.dir.path())
+            .args(self.settings.iter().flat_map(|s| ["--set", s.as_str()]))
+            .env("STROM_LOG", "info")
+            .env("NO_COLOR", "1")
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        // Both pipes are drained to the end so the server never blocks on a full pipe.
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = self.log.clone();
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    if line.contains("strom server listening on") {
+                        let _ = tx.send(());
+                    }
+                    let mut log = log.lock().unwrap();
+                    if log.len() >= 20_000 {
+                        log.drain(..10_000);
+                    }
+                    log.push(line);
+                }
+            });
+        }
+        self.child = Some(child);
+        if rx.recv_timeout(TIMEOUT).is_err() {
+            self.kill9();
+            panic!(
+                "the server did not report listening within {TIMEOUT:?}\n{}",
+                self.log_tail(40)
+            );
+        }
+    }
+}
+
+impl Drop for RestartableServer {
+    fn drop(&mut self) {
+        self.kill9();
+    }
 }
 
 /// Runs `strom ARGS` with a bounded wait and an empty stdin; kills it on timeout.
