@@ -390,14 +390,10 @@ async fn undeliverable_records_fail_at_the_delivery_timeout() {
 }
 
 /// A batch the broker rejects for good (here MESSAGE_TOO_LARGE) must not break
-/// the partition for later sends. Java bumps the producer epoch for the
-/// partition (TransactionManager.handleFailedBatch with adjustSequenceNumbers →
-/// requestIdempotentEpochBumpForPartition), so the next record succeeds. The
-/// Rust producer keeps the rejected batch's sequence numbers consumed
-/// (`PartitionQueue::next_sequence` is never rewound or reset), so every later
-/// batch of the partition fails with OUT_OF_ORDER_SEQUENCE_NUMBER.
+/// the partition for later sends: its sequence numbers never reach the broker,
+/// so the producer continues under a new producer id (sequences from 0), and
+/// batches queued behind the rejected one keep their order.
 #[tokio::test]
-#[ignore = "producer bug: a permanently failed idempotent batch leaves a sequence gap"]
 async fn idempotent_sends_after_a_rejected_batch_still_succeed() {
     let b = common::start_with(&[]).await;
     let admin = Admin::connect(&b.bootstrap).await.unwrap();
@@ -426,5 +422,27 @@ async fn idempotent_sends_after_a_rejected_batch_still_succeed() {
         .await
         .unwrap();
     assert_eq!(after.unwrap().offset, 1);
+    // With batches queued behind the rejected one: they are sent (in order)
+    // under the new producer id once the rejection is in.
+    let pending: Vec<_> = (0..20)
+        .map(|i| {
+            let value = if i == 5 {
+                vec![b'x'; 2000]
+            } else {
+                format!("r{i}").into_bytes()
+            };
+            send(value)
+        })
+        .collect();
+    let mut offsets = Vec::new();
+    for (i, p) in pending.into_iter().enumerate() {
+        let r = tokio::time::timeout(common::TIMEOUT, p).await.unwrap();
+        if i == 5 {
+            assert!(r.is_err(), "{r:?}");
+        } else {
+            offsets.push(r.unwrap().offset);
+        }
+    }
+    assert_eq!(offsets, (2..21).collect::<Vec<i64>>());
     producer.close().await;
 }

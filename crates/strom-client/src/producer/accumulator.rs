@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::Rng;
-use strom_protocol::records::{Compression, Header, RecordBatchBuilder};
+use strom_protocol::records::{set_producer_state, Compression, Header, RecordBatchBuilder};
 
 use super::{ProducerError, ProducerRecord, RecordMetadata, Responder};
 
@@ -57,6 +57,9 @@ pub(crate) struct Batch {
     pub base_sequence: Option<i32>,
     /// Not resent before this instant (`retry.backoff.ms`).
     pub retry_at: Option<Instant>,
+    /// Encoded under a producer id that was since replaced: the next send
+    /// writes the new id and sequence into the header.
+    restamp: bool,
 }
 
 impl Batch {
@@ -94,8 +97,16 @@ impl Batch {
     }
 
     /// Encodes the batch (once), with the producer id and sequence when idempotent.
+    /// A batch encoded before a producer id reset gets the new id and sequence
+    /// written into its header instead.
     fn seal_bytes(&mut self, identity: Option<ProducerIdentity>) -> Result<(), ProducerError> {
-        if self.bytes.is_some() {
+        if let Some(bytes) = &self.bytes {
+            if let (Some(id), Some(seq), true) = (identity, self.base_sequence, self.restamp) {
+                let mut b = bytes.to_vec();
+                set_producer_state(&mut b, id.producer_id, id.producer_epoch, seq);
+                self.bytes = Some(Bytes::from(b));
+                self.restamp = false;
+            }
             return Ok(());
         }
         let mut builder = self.builder.take().expect("unsealed batch has a builder");
@@ -133,6 +144,10 @@ pub(crate) struct Accumulator {
     linger: Duration,
     compression: Compression,
     delivery_timeout: Duration,
+    /// A sequenced batch failed for good: its sequence numbers never reached
+    /// the broker, so later batches of its partition would be out of order.
+    /// The sender replaces the producer id before sending more.
+    pub sequence_gap: bool,
 }
 
 impl Accumulator {
@@ -149,6 +164,7 @@ impl Accumulator {
             linger,
             compression,
             delivery_timeout,
+            sequence_gap: false,
         }
     }
 
@@ -213,6 +229,7 @@ impl Accumulator {
             deadline: now + self.delivery_timeout,
             attempts: 0,
             base_sequence: None,
+            restamp: false,
             retry_at: None,
         });
         batch.size_bytes += size;
@@ -263,6 +280,8 @@ impl Accumulator {
             for b in q.queue.drain(..) {
                 if now >= b.deadline {
                     expired += b.record_count();
+                    // Its sequence numbers will never reach the broker.
+                    self.sequence_gap |= b.base_sequence.is_some();
                     b.fail(ProducerError::DeliveryTimeout {
                         delivery_timeout_ms,
                     });
@@ -322,6 +341,27 @@ impl Accumulator {
             out.push((leader, batch));
         }
         out
+    }
+
+    /// Whether any partition has a produce request in flight.
+    pub fn any_in_flight(&self) -> bool {
+        self.partitions.values().any(|q| q.in_flight > 0)
+    }
+
+    /// After a new producer id: every partition's sequence restarts at 0, and
+    /// queued batches that were sequenced under the old id are sequenced again
+    /// (in queue order) when next sent. Call with nothing in flight.
+    pub fn reset_sequences(&mut self) {
+        self.sequence_gap = false;
+        for q in self.partitions.values_mut() {
+            q.next_sequence = 0;
+            q.retrying = false;
+            for b in q.queue.iter_mut() {
+                if b.base_sequence.take().is_some() {
+                    b.restamp = true;
+                }
+            }
+        }
     }
 
     /// Puts a retriable failure back in its partition's queue, ahead of batches

@@ -10,7 +10,7 @@ use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use strom_protocol::messages::{ProduceRequest, ProduceResponse};
 use strom_protocol::ErrorCode;
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use super::accumulator::{record_size, Accumulator, Batch, ProducerIdentity};
 use super::{ProducerConfig, ProducerError, ProducerRecord, Responder};
@@ -145,6 +145,9 @@ impl Sender {
         }
         let flushing = !self.flushers.is_empty() || self.closing;
         self.acc.seal_ready(now, flushing);
+        if self.acc.sequence_gap && self.identity.is_some() && !self.replace_identity().await {
+            return;
+        }
         loop {
             let cluster = self.cluster.clone();
             let batches = self
@@ -161,6 +164,34 @@ impl Sender {
             }
             for (node, batches) in by_node {
                 self.send_to(node, batches).await;
+            }
+        }
+    }
+
+    /// After a sequenced batch failed for good, its partition's later sequences
+    /// would be refused as out of order: once nothing is in flight, take a new
+    /// producer id, whose sequences start at 0 on every partition (as Java's
+    /// idempotent producer resets its id). Returns whether sending may go on.
+    async fn replace_identity(&mut self) -> bool {
+        if self.acc.any_in_flight() {
+            // Their answers arrive as events and run this again.
+            return false;
+        }
+        match super::init_producer_id(&self.cluster, &self.config).await {
+            Ok(id) => {
+                info!(
+                    old = ?self.identity.map(|i| i.producer_id),
+                    new = id.producer_id,
+                    "a batch failed for good; continuing under a new producer id"
+                );
+                self.identity = Some(id);
+                self.acc.reset_sequences();
+                true
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot get a new producer id; retrying");
+                tokio::time::sleep(self.config.retry_backoff).await;
+                false
             }
         }
     }
@@ -351,7 +382,10 @@ impl Sender {
             Err(e) => {
                 let retrying = q.retrying;
                 let out_of_order = e.code() == Some(ErrorCode::OutOfOrderSequenceNumber.code());
-                let retriable = e.is_retriable() || (out_of_order && retrying);
+                // Out of order while retrying, or behind a batch that failed for
+                // good: resent in order (after a new producer id for the latter).
+                let retriable =
+                    e.is_retriable() || (out_of_order && (retrying || self.acc.sequence_gap));
                 let now = Instant::now();
                 if retriable && batch.attempts < self.config.retries && now < batch.deadline {
                     debug!(topic = %batch.topic, partition = batch.partition, error = %e, "retrying batch");
@@ -364,6 +398,7 @@ impl Sender {
                     self.acc.requeue(batch);
                 } else {
                     self.outstanding -= batch.record_count();
+                    self.acc.sequence_gap |= batch.base_sequence.is_some();
                     batch.fail(ProducerError::Client(e));
                 }
             }

@@ -242,6 +242,16 @@ pub fn set_log_append_time(batch: &mut [u8], append_time_ms: i64) {
     write_crc(batch);
 }
 
+/// Rewrites the idempotence fields (producer id, epoch, base sequence) and
+/// recomputes the CRC: for a producer that resends a sealed batch under a new
+/// producer id.
+pub fn set_producer_state(batch: &mut [u8], producer_id: i64, epoch: i16, base_sequence: i32) {
+    batch[PRODUCER_ID..PRODUCER_ID + 8].copy_from_slice(&producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH..PRODUCER_EPOCH + 2].copy_from_slice(&epoch.to_be_bytes());
+    batch[BASE_SEQUENCE..BASE_SEQUENCE + 4].copy_from_slice(&base_sequence.to_be_bytes());
+    write_crc(batch);
+}
+
 /// Recomputes the CRC32C and stores it in the header. For code that builds a
 /// batch or rewrites a field inside the CRC-covered region (bytes 21..).
 pub fn write_crc(batch: &mut [u8]) {
