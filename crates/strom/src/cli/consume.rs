@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -24,6 +24,7 @@ use strom_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, TopicPartiti
 use strom_protocol::records::TimestampType;
 use tokio::time::Instant;
 
+use super::progress::{Counter, Progress};
 use super::{parse_key_value, time, topic_error, ConnectArgs};
 
 /// `client.id` unless `--consumer-props` sets one (Kafka's tool says `console-consumer`).
@@ -483,6 +484,9 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
     }
     let mut out = BufWriter::with_capacity(STDOUT_BUFFER_BYTES, io::stdout());
     let mut printed = 0u64;
+    // A progress line while records go to a file or a pipe.
+    let progress = Progress::start("consumed", !io::stdout().is_terminal());
+    let counter = progress.counter();
     let result = tokio::select! {
         biased;
         () = shutdown_signal() => Ok(()),
@@ -490,9 +494,10 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
             if !in_group {
                 start_positions(&mut consumer, &a, &partitions).await?;
             }
-            consume(&mut consumer, &a, &printer, &mut out, &mut printed).await
+            consume(&mut consumer, &a, &printer, &mut out, &mut printed, &counter).await
         } => r,
     };
+    progress.finish();
     // A group member commits its positions and leaves the group, so the
     // partitions move on at once and a later run continues where this one stopped.
     consumer.close().await;
@@ -628,6 +633,7 @@ async fn consume(
     printer: &Printer,
     out: &mut impl Write,
     printed: &mut u64,
+    progress: &Counter,
 ) -> anyhow::Result<()> {
     let idle_timeout = a.timeout_ms.map(Duration::from_millis);
     let mut last_record_at = Instant::now();
@@ -647,6 +653,9 @@ async fn consume(
         for r in &records {
             printer.write(out, r).map_err(stdout_error)?;
             *printed += 1;
+            let bytes =
+                r.key.as_ref().map_or(0, |k| k.len()) + r.value.as_ref().map_or(0, |v| v.len());
+            progress.add(1, bytes as u64);
             if a.max_messages == Some(*printed) {
                 return Ok(());
             }

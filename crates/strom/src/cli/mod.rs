@@ -14,6 +14,7 @@ pub mod perf_e2e;
 pub mod perf_produce;
 mod perf_stats;
 pub mod produce;
+mod progress;
 mod time;
 pub mod topic;
 

@@ -9,7 +9,7 @@
 //! produce` caps them, so piping a large file costs bounded memory.
 
 use std::future::Future;
-use std::io::{BufRead, Write as _};
+use std::io::{BufRead, IsTerminal, Write as _};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use strom_client::{
 use tokio::sync::mpsc::{self, error::TryRecvError};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
+use super::progress::{Counter, Progress};
 use super::{parse_key_value, topic_error, ConnectArgs};
 
 /// Bytes of records read but not yet acknowledged, unless `buffer.memory` is
@@ -228,7 +229,17 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
     let producer = Arc::new(Producer::new(config).await?);
     let buffer = Arc::new(Semaphore::new(buffer_bytes as usize));
     let (tx, rx) = mpsc::unbounded_channel();
-    let acks = tokio::spawn(await_acks(rx, a.verbose, buffer.clone()));
+    // A progress line while reading a file or a pipe (not while someone types).
+    let progress = Progress::start(
+        "produced",
+        a.file.is_some() || !std::io::stdin().is_terminal(),
+    );
+    let acks = tokio::spawn(await_acks(
+        rx,
+        a.verbose,
+        buffer.clone(),
+        progress.counter(),
+    ));
     let reader = Reader {
         topic: a.topic.clone(),
         key_separator: a.key_separator.clone().map(String::into_bytes),
@@ -256,6 +267,7 @@ pub async fn run(a: ProduceArgs) -> anyhow::Result<()> {
         .context("cannot start the input reader")?;
     let outcome = acks.await.context("the acknowledgement task panicked")?;
     producer.close().await;
+    progress.finish();
 
     if let Some((line, e)) = outcome.first_failure {
         return Err(anyhow::Error::new(e).context(format!(
@@ -440,6 +452,7 @@ async fn await_acks(
     mut rx: mpsc::UnboundedReceiver<Pending>,
     verbose: bool,
     buffer: Arc<Semaphore>,
+    progress: Counter,
 ) -> Outcome {
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut outcome = Outcome::default();
@@ -463,6 +476,7 @@ async fn await_acks(
         let failed = match result {
             Ok(meta) => {
                 outcome.produced += 1;
+                progress.add(1, 0);
                 if verbose && outcome.stdout_error.is_none() {
                     if let Err(e) = writeln!(out, "{}@{}", meta.partition, meta.offset) {
                         outcome.stdout_error = Some(e);
