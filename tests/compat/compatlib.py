@@ -1,8 +1,9 @@
 """Client drivers and checks shared by the compatibility tests.
 
-Every producer (confluent-kafka, kafka-python, Java kafka-clients via java/Tool.java) builds
-record i by the same rule (`expected_record`), and every consumer returns records in one
-normalized shape, so any producer can be checked against any consumer:
+Every producer (confluent-kafka, kafka-python, Java kafka-clients via java/Tool.java, and
+strom-client via its twin crates/strom-client/examples/compat_tool.rs) builds record i by the
+same rule (`expected_record`), and every consumer returns records in one normalized shape, so
+any producer can be checked against any consumer:
 
     {"p": partition, "o": offset, "k": bytes|None, "v": bytes|None,
      "h": [(str, bytes|None), ...], "ts": int ms, "tt": "CreateTime"|"LogAppendTime"}
@@ -17,6 +18,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -29,11 +31,13 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-# Must equal Tool.PAD in java/Tool.java.
+ROOT = Path(__file__).resolve().parents[2]
+
+# Must equal Tool.PAD in java/Tool.java (and PAD in compat_tool.rs).
 PAD = "0123456789abcdefghijklmnopqrstuvwxyz" * 10
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
-PRODUCERS = ("confluent-kafka", "kafka-python", "java")
-CONSUMERS = ("confluent-kafka", "kafka-python", "java")
+PRODUCERS = ("confluent-kafka", "kafka-python", "java", "rust")
+CONSUMERS = ("confluent-kafka", "kafka-python", "java", "rust")
 
 
 def record_count() -> int:
@@ -207,8 +211,36 @@ def run_java(classpath: str, main: str, args: list[str], timeout_s: float, check
     return proc
 
 
-def produce_java(classpath: str, bootstrap: str, topic: str, count: int, compression: str) -> ProduceResult:
-    proc = run_java(classpath, "Tool", ["produce", bootstrap, topic, str(count), compression], 300, check=False)
+def compat_tool() -> Path:
+    """The Rust tool (crates/strom-client/examples/compat_tool.rs): target/release, else
+    target/debug. Fails, saying how to build it, when neither exists."""
+    for profile in ("release", "debug"):
+        path = ROOT / "target" / profile / "examples" / "compat_tool"
+        if os.access(path, os.X_OK):
+            return path
+    raise AssertionError(
+        "Rust compat tool not built: no target/{release,debug}/examples/compat_tool; run "
+        "`cargo build --release -p strom -p strom-client --bins --examples`"
+    )
+
+
+def run_rust(args: list[str], timeout_s: float, check: bool = True):
+    """Runs the Rust compat tool with `args` (same modes and arguments as java/Tool.java)."""
+    proc = subprocess.run(
+        [str(compat_tool()), *args], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"compat_tool {' '.join(args)} exited {proc.returncode}\n"
+            f"stdout (tail):\n{proc.stdout.decode('utf-8', 'replace')[-3000:]}\n"
+            f"stderr (tail):\n{proc.stderr.decode('utf-8', 'replace')[-3000:]}"
+        )
+    return proc
+
+
+def tool_produce_result(tool: str, proc: subprocess.CompletedProcess) -> ProduceResult:
+    """Parses the `produce` output of Tool.java / compat_tool: {"i","p","o"} or {"i","error"}
+    per record and a final {"summary":{..., "base_ts"}}."""
     result = None
     acks, errors = {}, {}
     for line in proc.stdout.decode().splitlines():
@@ -221,11 +253,21 @@ def produce_java(classpath: str, bootstrap: str, topic: str, count: int, compres
             acks[obj["i"]] = (obj["p"], obj["o"])
     if result is None:
         raise AssertionError(
-            f"java producer printed no summary (exit {proc.returncode})\n"
+            f"{tool} producer printed no summary (exit {proc.returncode})\n"
             f"stderr (tail):\n{proc.stderr.decode('utf-8', 'replace')[-3000:]}"
         )
     result.acks, result.errors = acks, errors
     return result
+
+
+def produce_java(classpath: str, bootstrap: str, topic: str, count: int, compression: str) -> ProduceResult:
+    proc = run_java(classpath, "Tool", ["produce", bootstrap, topic, str(count), compression], 300, check=False)
+    return tool_produce_result("java", proc)
+
+
+def produce_rust(bootstrap: str, topic: str, count: int, compression: str) -> ProduceResult:
+    proc = run_rust(["produce", bootstrap, topic, str(count), compression], 300, check=False)
+    return tool_produce_result("rust", proc)
 
 
 def produce(client: str, bootstrap: str, topic: str, count: int, compression: str, classpath: str) -> ProduceResult:
@@ -235,6 +277,8 @@ def produce(client: str, bootstrap: str, topic: str, count: int, compression: st
         return produce_kafka_python(bootstrap, topic, count, compression)
     if client == "java":
         return produce_java(classpath, bootstrap, topic, count, compression)
+    if client == "rust":
+        return produce_rust(bootstrap, topic, count, compression)
     raise ValueError(client)
 
 
@@ -329,17 +373,13 @@ def consume_kafka_python(bootstrap: str, topic: str, partitions: int, expected: 
     return out
 
 
-def consume_java(classpath: str, bootstrap: str, topic: str, partitions: int, expected: int, timeout_s: float = 120) -> list[dict]:
-    proc = run_java(
-        classpath,
-        "Tool",
-        ["consume", bootstrap, topic, str(partitions), str(expected), str(int(timeout_s))],
-        timeout_s + 60,
-        check=False,
-    )
+def tool_consumed_records(tool: str, proc: subprocess.CompletedProcess) -> list[dict]:
+    """Parses the `consume` output of Tool.java / compat_tool ({"p","o","k","v","h","ts","tt"}
+    per record, bytes base64) into the normalized record shape. Exit 2 (too few records before
+    the timeout) is left to the caller's count check; any other failure raises."""
     if proc.returncode not in (0, 2):
         raise AssertionError(
-            f"java consumer exited {proc.returncode}\nstderr (tail):\n{proc.stderr.decode('utf-8', 'replace')[-3000:]}"
+            f"{tool} consumer exited {proc.returncode}\nstderr (tail):\n{proc.stderr.decode('utf-8', 'replace')[-3000:]}"
         )
 
     def unb64(s):
@@ -362,6 +402,26 @@ def consume_java(classpath: str, bootstrap: str, topic: str, partitions: int, ex
     return out
 
 
+def consume_java(classpath: str, bootstrap: str, topic: str, partitions: int, expected: int, timeout_s: float = 120) -> list[dict]:
+    proc = run_java(
+        classpath,
+        "Tool",
+        ["consume", bootstrap, topic, str(partitions), str(expected), str(int(timeout_s))],
+        timeout_s + 60,
+        check=False,
+    )
+    return tool_consumed_records("java", proc)
+
+
+def consume_rust(bootstrap: str, topic: str, partitions: int, expected: int, timeout_s: float = 120) -> list[dict]:
+    proc = run_rust(
+        ["consume", bootstrap, topic, str(partitions), str(expected), str(int(timeout_s))],
+        timeout_s + 60,
+        check=False,
+    )
+    return tool_consumed_records("rust", proc)
+
+
 def consume(client: str, bootstrap: str, topic: str, partitions: int, expected: int, classpath: str) -> list[dict]:
     if client == "confluent-kafka":
         return consume_confluent(bootstrap, topic, partitions, expected)
@@ -369,6 +429,8 @@ def consume(client: str, bootstrap: str, topic: str, partitions: int, expected: 
         return consume_kafka_python(bootstrap, topic, partitions, expected)
     if client == "java":
         return consume_java(classpath, bootstrap, topic, partitions, expected)
+    if client == "rust":
+        return consume_rust(bootstrap, topic, partitions, expected)
     raise ValueError(client)
 
 
@@ -643,27 +705,29 @@ class KafkaPythonGroupMember(GroupMember):
         assert not self.thread.is_alive(), f"{self.name}: close() did not return within {timeout_s}s"
 
 
-class JavaGroupMember(GroupMember):
-    """`Tool group-consume` (Java kafka-clients 3.9.1) as a process in its own process group;
-    its JSON lines are read on a thread. kill() is SIGKILL (no LeaveGroup); close() is SIGTERM,
-    on which the tool closes its consumer cleanly."""
+def group_consume_args(bootstrap: str, topic: str, group: str, commit: str, session_timeout_ms: int | None,
+                       client_id: str, max_runtime_s: int, properties: dict[str, str] | None = None) -> list[str]:
+    """Arguments of `group-consume`, the same for Tool.java and compat_tool."""
+    args = ["group-consume", bootstrap, topic, group, commit,
+            "-" if session_timeout_ms is None else str(session_timeout_ms), client_id, str(max_runtime_s)]
+    return args + [f"{k}={v}" for k, v in (properties or {}).items()]
 
-    def __init__(self, classpath: str, bootstrap: str, topic: str, group: str, commit: str = "auto",
-                 session_timeout_ms: int | None = None, client_id: str = "strom-compat-java-member",
-                 max_runtime_s: int = 300):
-        super().__init__()
+
+class ToolGroupMember(GroupMember):
+    """A `group-consume` tool (java/Tool.java or the Rust compat_tool) as a process in its own
+    process group; its JSON lines are read on a thread. kill() is SIGKILL (no LeaveGroup);
+    close() is SIGTERM, on which the tool closes its consumer cleanly."""
+
+    def _start(self, name: str, argv: list[str]) -> None:
         import tempfile
         import threading
 
-        self.name = f"java {client_id}"
+        self.name = name
         self.committed: dict[int, int] = {}
         self.closed_cleanly = False
         self.stderr = tempfile.TemporaryFile()
-        args = ["group-consume", bootstrap, topic, group, commit,
-                "-" if session_timeout_ms is None else str(session_timeout_ms), client_id, str(max_runtime_s)]
         self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dfile.encoding=UTF-8",
-             "-cp", classpath, "Tool", *args],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -714,6 +778,34 @@ class JavaGroupMember(GroupMember):
                 self.kill()
                 raise AssertionError(f"{self.name} did not exit within {timeout_s}s of SIGTERM\n{self.stderr_tail()}")
         self.thread.join(10)
+
+
+JAVA_MEMBER_JVM = ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dfile.encoding=UTF-8"]
+
+
+class JavaGroupMember(ToolGroupMember):
+    """`Tool group-consume` (Java kafka-clients 3.9.1); see ToolGroupMember."""
+
+    def __init__(self, classpath: str, bootstrap: str, topic: str, group: str, commit: str = "auto",
+                 session_timeout_ms: int | None = None, client_id: str = "strom-compat-java-member",
+                 max_runtime_s: int = 300):
+        super().__init__()
+        args = group_consume_args(bootstrap, topic, group, commit, session_timeout_ms, client_id, max_runtime_s)
+        self._start(f"java {client_id}", [*JAVA_MEMBER_JVM, "-cp", classpath, "Tool", *args])
+
+
+class RustGroupMember(ToolGroupMember):
+    """`compat_tool group-consume` (strom-client's Consumer, crates/strom-client/examples/
+    compat_tool.rs): the same arguments, output and signals as JavaGroupMember; `properties`
+    are trailing `name=value` consumer properties (set last), e.g. {"group.protocol": "consumer"}."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, commit: str = "auto",
+                 session_timeout_ms: int | None = None, client_id: str = "strom-compat-rust-member",
+                 max_runtime_s: int = 300, properties: dict[str, str] | None = None):
+        super().__init__()
+        args = group_consume_args(bootstrap, topic, group, commit, session_timeout_ms, client_id, max_runtime_s,
+                                  properties)
+        self._start(f"rust {client_id}", [str(compat_tool()), *args])
 
 
 def describe_group(bootstrap: str, group: str, timeout_s: float = 15):
@@ -787,23 +879,6 @@ class JavaGroupMemberWithProperties(JavaGroupMember):
                  commit: str = "auto", session_timeout_ms: int | None = None,
                  client_id: str = "strom-compat-java-member", max_runtime_s: int = 300):
         GroupMember.__init__(self)
-        import tempfile
-        import threading
-
-        self.name = f"java {client_id}"
-        self.committed: dict[int, int] = {}
-        self.closed_cleanly = False
-        self.stderr = tempfile.TemporaryFile()
-        args = ["group-consume", bootstrap, topic, group, commit,
-                "-" if session_timeout_ms is None else str(session_timeout_ms), client_id, str(max_runtime_s)]
-        args += [f"{k}={v}" for k, v in properties.items()]
-        self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Dfile.encoding=UTF-8",
-             "-cp", classpath, "Tool", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            start_new_session=True,
-        )
-        self.thread = threading.Thread(target=self._pump, name=self.name, daemon=True)
-        self.thread.start()
+        args = group_consume_args(bootstrap, topic, group, commit, session_timeout_ms, client_id, max_runtime_s,
+                                  properties)
+        self._start(f"java {client_id}", [*JAVA_MEMBER_JVM, "-cp", classpath, "Tool", *args])
