@@ -66,6 +66,13 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  *     Runs until SIGTERM (then closes cleanly: LeaveGroup, exit 0; a classic static member
  *     closes without LeaveGroup, as kafka-clients does), SIGKILL, or max-runtime-s
  *     (default 600, so an orphan cannot outlive a crashed test run by long).
+ *
+ * perf-consume &lt;bootstrap&gt; &lt;topic&gt; &lt;partitions&gt; &lt;records&gt;
+ *     Reads records from the beginning of partitions 0..partitions-1 (assign, no group,
+ *     byte arrays, the client's default fetch settings) until `records` arrived, timing as
+ *     kafka-consumer-perf-test does (from the first poll to the last record), and prints one
+ *     JSON line {"records","bytes","elapsed_ms","records_per_sec","mb_per_sec"} (bytes = key +
+ *     value, MB = 2^20 bytes). Exit 2 if fewer records arrived within 300 s.
  * </pre>
  */
 public class Tool {
@@ -82,6 +89,8 @@ public class Tool {
         } else if (args.length >= 5 && args[0].equals("consume")) {
             int timeoutS = args.length >= 6 ? Integer.parseInt(args[5]) : 120;
             System.exit(consume(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]), timeoutS));
+        } else if (args.length >= 5 && args[0].equals("perf-consume")) {
+            System.exit(perfConsume(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4])));
         } else if (args.length >= 5 && args[0].equals("group-consume")) {
             String sessionTimeoutMs = args.length >= 6 && !args[5].equals("-") ? args[5] : null;
             String clientId = args.length >= 7 ? args[6] : "strom-compat-java-group-member";
@@ -216,6 +225,44 @@ public class Tool {
         }
         flushOut();
         return seen >= expected ? 0 : 2;
+    }
+
+    static int perfConsume(String bootstrap, String topic, int partitions, long records) throws Exception {
+        Properties p = new Properties();
+        p.put("bootstrap.servers", bootstrap);
+        p.put("enable.auto.commit", "false");
+        p.put("auto.offset.reset", "earliest");
+        p.put("client.id", "strom-compat-java-perf-consumer");
+        p.put("key.deserializer", ByteArrayDeserializer.class.getName());
+        p.put("value.deserializer", ByteArrayDeserializer.class.getName());
+        long seen = 0;
+        long bytes = 0;
+        long start;
+        long last;
+        try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p)) {
+            List<TopicPartition> tps = new ArrayList<>();
+            for (int i = 0; i < partitions; i++) {
+                tps.add(new TopicPartition(topic, i));
+            }
+            consumer.assign(tps);
+            consumer.seekToBeginning(tps);
+            start = System.nanoTime();
+            last = start;
+            long deadline = start + 300_000_000_000L;
+            while (seen < records && System.nanoTime() < deadline) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(100))) {
+                    seen++;
+                    bytes += (r.key() == null ? 0 : r.key().length) + (r.value() == null ? 0 : r.value().length);
+                }
+                last = System.nanoTime();
+            }
+        }
+        double elapsedS = (last - start) / 1e9;
+        emit("{\"records\":" + seen + ",\"bytes\":" + bytes + ",\"elapsed_ms\":" + (elapsedS * 1000)
+                + ",\"records_per_sec\":" + (seen / elapsedS) + ",\"mb_per_sec\":"
+                + (bytes / 1048576.0 / elapsedS) + "}");
+        flushOut();
+        return seen >= records ? 0 : 2;
     }
 
     static int groupConsume(String bootstrap, String topic, String group, String commitMode,
