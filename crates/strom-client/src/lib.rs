@@ -8,7 +8,8 @@
 //! [`Producer`] (batching, compression, idempotence, retries, Java's default
 //! partitioner) and [`Consumer`] (group subscription with the classic or
 //! KIP-848 protocol and a rebalance listener, or manual assignment; poll,
-//! seek, offsets by time, pause/resume, auto/sync/async commits). What it is not
+//! seek, offsets by time, pause/resume, auto/sync/async commits), with
+//! [`serde`] serializers for bytes, strings and JSON. What it is not
 //! (yet): transactions, TLS/SASL. It never depends on the broker crate.
 //!
 //! ```no_run
@@ -42,6 +43,7 @@ pub mod consumer;
 pub mod error;
 pub mod producer;
 mod props;
+pub mod serde;
 mod versions;
 
 pub use admin::{Admin, AlterConfigOp, ClusterDescription, ConfigEntry, ConfigResource, NewTopic};
