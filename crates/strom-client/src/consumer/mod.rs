@@ -8,9 +8,9 @@
 //!
 //! Like Java's, the consumer is used from one task (`&mut self`). Fetch
 //! answers arrive through a channel from spawned waiters, so a fetch keeps
-//! running between polls (see [`fetcher`]); group membership and heartbeats
-//! run in their own task (see [`group`]); commits are queued to a committer
-//! task (see [`committer`]).
+//! running between polls (see `fetcher.rs`); group membership and heartbeats
+//! run in their own task (see `group.rs`); commits are queued to a committer
+//! task (see `committer.rs`).
 //!
 //! Not yet here: fetch sessions (KIP-227), cooperative rebalancing in the
 //! classic protocol (the consumer protocol revokes incrementally).

@@ -2,7 +2,7 @@
 //! resolves when the record is acknowledged (Java's `Future.get()`), `flush`
 //! waits for everything sent so far, `close` flushes and stops.
 //!
-//! Records go through a channel to one background task ([`sender`]) that owns
+//! Records go through a channel to one background task (`sender.rs`) that owns
 //! all batching and retry state, so `send` never takes a lock and records sent
 //! from one task keep their order.
 
