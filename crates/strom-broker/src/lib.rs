@@ -29,5 +29,6 @@ mod replica_manager;
 mod server;
 mod state;
 mod tasks;
+pub mod txn;
 
 pub use server::{Broker, StartError};
