@@ -86,12 +86,12 @@ def test_seed_async_producer_after_sync_producer_continues_at_offset_10(seed_bro
     ]
 
 
-class JavaLineReader:
-    """Runs a never-ending Java program, collecting its stdout lines on a thread."""
+class LineReader:
+    """Runs a never-ending program in its own process group, collecting its stdout lines on a thread."""
 
-    def __init__(self, classpath: str, main: str):
+    def __init__(self, argv: list[str]):
         self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-XX:+UseSerialGC", "-Dfile.encoding=UTF-8", "-cp", classpath, main],
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -117,6 +117,13 @@ class JavaLineReader:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, 9)
         self.proc.wait(timeout=30)
+
+
+class JavaLineReader(LineReader):
+    """A seed Java program as a LineReader."""
+
+    def __init__(self, classpath: str, main: str):
+        super().__init__(["java", "-Xmx256m", "-XX:+UseSerialGC", "-Dfile.encoding=UTF-8", "-cp", classpath, main])
 
 
 SEED_GROUP = "quickstart-events-group"

@@ -9,9 +9,7 @@ languages are held to the same output. The examples are built by `cargo build --
 from __future__ import annotations
 
 import os
-import queue
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from compatlib import committed_offsets, run_java
 from conftest import ROOT
 from test_seed_programs import (
     ASYNC_CALLBACK_LINE,
+    LineReader,
     SEED_GROUP,
     SEED_TOPIC,
     SENT_LINE,
@@ -47,35 +46,6 @@ def run_example(name: str, timeout_s: float = 120) -> subprocess.CompletedProces
     return subprocess.run(
         [str(example(name))], stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=True
     )
-
-
-class LineReader:
-    """Runs a never-ending program in its own process group, collecting stdout lines on a thread."""
-
-    def __init__(self, argv: list[str]):
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self):
-        for raw in self.proc.stdout:
-            self.lines.put(raw.decode("utf-8", "replace").rstrip("\n"))
-
-    def read(self, count: int, timeout_s: float) -> list[str]:
-        out, deadline = [], time.monotonic() + timeout_s
-        while len(out) < count and time.monotonic() < deadline:
-            try:
-                out.append(self.lines.get(timeout=0.2))
-            except queue.Empty:
-                pass
-        return out
-
-    def kill(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 9)
-        self.proc.wait(timeout=30)
 
 
 def test_rust_sync_producer_prints_what_the_java_one_prints(seed_broker):

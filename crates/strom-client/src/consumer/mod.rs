@@ -9,7 +9,7 @@
 //! Like Java's, the consumer is used from one task (`&mut self`). Fetch
 //! answers arrive through a channel from spawned waiters, so a fetch keeps
 //! running between polls (see `fetcher.rs`); group membership and heartbeats
-//! run in their own task (see `group.rs`); commits are queued to a committer
+//! run in their own task (see `group/`); commits are queued to a committer
 //! task (see `committer.rs`).
 //!
 //! Not yet here: fetch sessions (KIP-227), cooperative rebalancing in the

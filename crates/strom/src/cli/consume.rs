@@ -20,12 +20,12 @@ use anyhow::{bail, Context};
 use clap::builder::ArgPredicate;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
-use strom_client::{Admin, Consumer, ConsumerConfig, ConsumerRecord, TopicPartition};
+use strom_client::{Consumer, ConsumerConfig, ConsumerRecord, TopicPartition};
 use strom_protocol::records::TimestampType;
 use tokio::time::Instant;
 
 use super::progress::{Counter, Progress};
-use super::{parse_key_value, time, topic_error, ConnectArgs};
+use super::{parse_key_value, time, topic_partitions, ConnectArgs};
 
 /// `client.id` unless `--consumer-props` sets one (Kafka's tool says `console-consumer`).
 const CLIENT_ID: &str = "strom-console-consumer";
@@ -462,19 +462,15 @@ pub async fn run(a: ConsumeArgs) -> anyhow::Result<()> {
 
     // Fail fast on a missing topic or partition: the consumer would otherwise
     // wait for metadata that never comes.
-    let admin = Admin::connect(&a.connect.bootstrap_server).await?;
-    let topic = admin
-        .describe_topics(&[a.topic.as_str()])
-        .await
-        .map_err(|e| topic_error(&a.topic, e))?;
-    let count = topic.first().map_or(0, |t| t.partitions.len());
+    let count = topic_partitions(&a.connect.bootstrap_server, &a.topic)
+        .await?
+        .len();
     let in_group = config.group_id.is_some();
     let partitions = if in_group {
         Vec::new()
     } else {
         chosen_partitions(&a, count)?
     };
-    drop(admin);
 
     let mut consumer = Consumer::new(config).await?;
     if in_group {

@@ -165,6 +165,29 @@ pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// The partitions of `topic`, or "topic 'x' does not exist" (exit 1) when it
+/// is missing: tools check before starting a consumer, which would otherwise
+/// wait for metadata that never comes.
+pub async fn topic_partitions(
+    bootstrap: &str,
+    topic: &str,
+) -> anyhow::Result<Vec<strom_client::TopicPartition>> {
+    let admin = strom_client::Admin::connect(bootstrap).await?;
+    let described = admin
+        .describe_topics(&[topic])
+        .await
+        .map_err(|e| topic_error(topic, e))?;
+    Ok(described
+        .first()
+        .map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| strom_client::TopicPartition::new(topic, p.partition))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// Turns a Kafka error about one topic into a sentence naming the topic.
 pub fn topic_error(topic: &str, e: ClientError) -> anyhow::Error {
     match e.code() {

@@ -17,12 +17,12 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::Args;
 use serde::Serialize;
-use strom_client::{Admin, Consumer, ConsumerConfig, TopicPartition};
+use strom_client::{Consumer, ConsumerConfig};
 use tokio::time::Instant;
 
 use super::perf_stats::{Latencies, MB};
 use super::time::{format_perf_time, now_ms};
-use super::{output, parse_key_value, topic_error, ConnectArgs};
+use super::{output, parse_key_value, topic_partitions, ConnectArgs};
 
 /// `client.id` unless `--consumer-props` sets one (Kafka's tool says `perf-consumer-client`).
 const CLIENT_ID: &str = "strom-perf-consumer";
@@ -121,21 +121,7 @@ struct Counts {
 /// Runs `strom perf consume`.
 pub async fn run(a: PerfConsumeArgs) -> anyhow::Result<()> {
     let config = consumer_config(&a)?;
-    let admin = Admin::connect(&a.connect.bootstrap_server).await?;
-    let topic = admin
-        .describe_topics(&[a.topic.as_str()])
-        .await
-        .map_err(|e| topic_error(&a.topic, e))?;
-    let partitions: Vec<TopicPartition> = topic
-        .first()
-        .map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| TopicPartition::new(a.topic.as_str(), p.partition))
-                .collect()
-        })
-        .unwrap_or_default();
-    drop(admin);
+    let partitions = topic_partitions(&a.connect.bootstrap_server, &a.topic).await?;
 
     let mut consumer = Consumer::new(config).await?;
     consumer.assign(partitions);

@@ -21,13 +21,13 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Args;
 use strom_client::{
-    Admin, Consumer, ConsumerConfig, ConsumerRecord, Producer, ProducerConfig, ProducerRecord,
+    Consumer, ConsumerConfig, ConsumerRecord, Producer, ProducerConfig, ProducerRecord,
     TopicPartition,
 };
 use tokio::sync::Semaphore;
 
 use super::perf_stats::{Stats, Summary};
-use super::{output, parse_key_value, topic_error, ConnectArgs};
+use super::{output, parse_key_value, topic_partitions, ConnectArgs};
 
 /// Bytes of the stamp at the start of every value: run id, sequence number,
 /// send time (three big-endian u64).
@@ -292,21 +292,7 @@ fn run_id() -> u64 {
 pub async fn run(a: PerfE2eArgs) -> anyhow::Result<()> {
     let (producer_config, buffer_bytes) = producer_config(&a)?;
     let consumer_config = consumer_config(&a)?;
-    let admin = Admin::connect(&a.connect.bootstrap_server).await?;
-    let topic = admin
-        .describe_topics(&[a.topic.as_str()])
-        .await
-        .map_err(|e| topic_error(&a.topic, e))?;
-    let partitions: Vec<TopicPartition> = topic
-        .first()
-        .map(|t| {
-            t.partitions
-                .iter()
-                .map(|p| TopicPartition::new(a.topic.as_str(), p.partition))
-                .collect()
-        })
-        .unwrap_or_default();
-    drop(admin);
+    let partitions = topic_partitions(&a.connect.bootstrap_server, &a.topic).await?;
 
     // Positions are fixed at the log end before the first send, so no record of
     // this run can be skipped by a late offset lookup.
