@@ -15,7 +15,7 @@ use strom_protocol::records::{
     RecordError, TimestampType,
 };
 use strom_protocol::ErrorCode;
-use strom_storage::{AppendError, PartitionLog, ReadError};
+use strom_storage::{AppendError, AppendOrigin, PartitionLog, ReadError};
 
 use crate::config::TopicConfig;
 
@@ -221,7 +221,38 @@ impl Partition {
     pub async fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, PartitionError> {
         let config = self.config();
         self.validate(records, &config, now_ms)?;
-        let mut batch = match target_compression(&config) {
+        self.append_checked(records, &config, now_ms, AppendOrigin::Client)
+            .await
+    }
+
+    /// Appends a batch a coordinator of this broker built (transactional
+    /// offset commits, transaction markers): control batches are allowed and
+    /// producer sequences are not checked, the producer epoch is. Returns
+    /// like [`Partition::append`].
+    pub async fn append_from_coordinator(
+        &self,
+        records: &Bytes,
+        now_ms: i64,
+    ) -> Result<Appended, PartitionError> {
+        let config = self.config();
+        self.append_checked(records, &config, now_ms, AppendOrigin::Coordinator)
+            .await
+    }
+
+    async fn append_checked(
+        &self,
+        records: &Bytes,
+        config: &TopicConfig,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<Appended, PartitionError> {
+        // Coordinator batches (markers, offset commits) keep their encoding:
+        // re-encoding would drop the control flag.
+        let codec = match origin {
+            AppendOrigin::Client => target_compression(config),
+            AppendOrigin::Coordinator => None,
+        };
+        let mut batch = match codec {
             Some(codec)
                 if BatchHeader::parse(records)
                     .map_err(record_error)?
@@ -237,7 +268,13 @@ impl Partition {
         let (info, leo, unflushed, log_start) = {
             let mut log = self.log.write().expect("log lock");
             let info = log
-                .append(&mut batch, self.leader_epoch(), append_time, now_ms)
+                .append_with_origin(
+                    &mut batch,
+                    self.leader_epoch(),
+                    append_time,
+                    now_ms,
+                    origin,
+                )
                 .map_err(append_error)?;
             (
                 info,

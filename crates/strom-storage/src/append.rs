@@ -66,8 +66,37 @@ fn require_keys(batch: &[u8]) -> Result<(), AppendError> {
     Ok(())
 }
 
+/// Who wrote a batch (Kafka's `AppendOrigin`): the rules differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer: sequence numbers are checked for idempotence.
+    Client,
+    /// A coordinator of this broker writing on a producer's behalf
+    /// (transactional offset commits, transaction markers): the producer id
+    /// and epoch are checked, sequence numbers are not (Kafka skips them too).
+    Coordinator,
+}
+
 impl PartitionLog {
-    /// Appends one or more v2 batches as sent by a producer.
+    /// Appends one or more v2 batches as sent by a producer
+    /// ([`AppendOrigin::Client`]); see [`PartitionLog::append_with_origin`].
+    pub fn append(
+        &mut self,
+        records: &mut [u8],
+        leader_epoch: i32,
+        append_time_ms: Option<i64>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_with_origin(
+            records,
+            leader_epoch,
+            append_time_ms,
+            now_ms,
+            AppendOrigin::Client,
+        )
+    }
+
+    /// Appends one or more v2 batches as a leader.
     ///
     /// Validates every batch (header, CRC32C, record count), checks idempotent
     /// producer state, assigns dense offsets from the log end offset, stamps
@@ -79,12 +108,13 @@ impl PartitionLog {
     /// records, the only per-record work on this path.
     /// Nothing is fsynced ([`PartitionLog::flush`] does that). On any error the
     /// log end offset is unchanged.
-    pub fn append(
+    pub fn append_with_origin(
         &mut self,
         records: &mut [u8],
         leader_epoch: i32,
         append_time_ms: Option<i64>,
         now_ms: i64,
+        origin: AppendOrigin,
     ) -> Result<AppendInfo, AppendError> {
         self.check_online()?;
         let batches = validate_records(records, true)?;
@@ -105,7 +135,7 @@ impl PartitionLog {
         let mut next = first_offset;
         for (h, _) in &batches {
             if h.has_producer_id() {
-                if let Some(dup) = self.producers.check(&mut pending, h, next)? {
+                if let Some(dup) = self.producers.check(&mut pending, h, next, origin)? {
                     return Ok(AppendInfo {
                         first_offset: dup.first_offset,
                         last_offset: dup.last_offset,

@@ -67,7 +67,7 @@ mod segment;
 mod snapshot;
 mod time_index;
 
-pub use append::COMPACTED_APPEND_MAX_UNCOMPRESSED_BYTES;
+pub use append::{AppendOrigin, COMPACTED_APPEND_MAX_UNCOMPRESSED_BYTES};
 #[doc(hidden)]
 pub use cleaner::SwapStep;
 pub use cleaner::{

@@ -9,6 +9,7 @@ use std::collections::{HashMap, VecDeque};
 
 use strom_protocol::records::{BatchHeader, NO_PRODUCER_EPOCH};
 
+use crate::append::AppendOrigin;
 use crate::error::AppendError;
 
 /// Batches remembered per producer for duplicate detection; the Java producer
@@ -161,14 +162,15 @@ impl ProducerStateManager {
         pending: &mut PendingUpdates,
         h: &BatchHeader,
         first_offset: i64,
+        origin: AppendOrigin,
     ) -> Result<Option<BatchMetadata>, AppendError> {
         let pid = h.producer_id;
-        if let Some(dup) = self
-            .producers
-            .get(&pid)
-            .and_then(|e| e.find_duplicate(h.producer_epoch, h.base_sequence, h.last_sequence()))
-        {
-            return Ok(Some(dup));
+        if origin == AppendOrigin::Client {
+            if let Some(dup) = self.producers.get(&pid).and_then(|e| {
+                e.find_duplicate(h.producer_epoch, h.base_sequence, h.last_sequence())
+            }) {
+                return Ok(Some(dup));
+            }
         }
         let entry = pending.entries.entry(pid).or_insert_with(|| {
             self.producers
@@ -184,7 +186,7 @@ impl ProducerStateManager {
                 current_epoch: entry.producer_epoch,
             });
         }
-        if !h.is_control() {
+        if !h.is_control() && origin == AppendOrigin::Client {
             if h.base_sequence < 0 {
                 return Err(AppendError::InvalidRecord(format!(
                     "producer {pid} sent sequence {}",
@@ -284,7 +286,7 @@ mod tests {
         offset: i64,
     ) -> Result<Option<BatchMetadata>, AppendError> {
         let mut p = PendingUpdates::default();
-        let r = m.check(&mut p, &h, offset)?;
+        let r = m.check(&mut p, &h, offset, AppendOrigin::Client)?;
         m.commit(p);
         Ok(r)
     }
