@@ -97,7 +97,20 @@ pub async fn dispatch(
         apis::DELETE_TOPICS => handlers::delete_topics::handle(state, &request, body),
         apis::CREATE_PARTITIONS => handlers::create_partitions::handle(state, &request, body),
         apis::DELETE_RECORDS => handlers::delete_records::handle(state, &request, body),
-        apis::INIT_PRODUCER_ID => handlers::init_producer_id::handle(state, &request, body),
+        apis::INIT_PRODUCER_ID => handlers::init_producer_id::handle(state, &request, body).await,
+        apis::ADD_PARTITIONS_TO_TXN => {
+            handlers::add_partitions_to_txn::handle(state, &request, body).await
+        }
+        apis::ADD_OFFSETS_TO_TXN => {
+            handlers::add_offsets_to_txn::handle(state, &request, body).await
+        }
+        apis::END_TXN => handlers::end_txn::handle(state, &request, body).await,
+        apis::TXN_OFFSET_COMMIT => handlers::txn_offset_commit::handle(state, &request, body).await,
+        apis::DESCRIBE_PRODUCERS => handlers::describe_producers::handle(state, &request, body),
+        apis::DESCRIBE_TRANSACTIONS => {
+            handlers::describe_transactions::handle(state, &request, body)
+        }
+        apis::LIST_TRANSACTIONS => handlers::list_transactions::handle(state, &request, body),
         apis::OFFSET_FOR_LEADER_EPOCH => {
             handlers::offset_for_leader_epoch::handle(state, &request, body)
         }

@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock};
 use bytes::{Bytes, BytesMut};
 use strom_controller::TopicId;
 use strom_protocol::records::{
-    decode_batch, validate_for_append, BatchHeader, BatchIter, Compression, RecordBatchBuilder,
-    RecordError, TimestampType,
+    decode_batch, validate_for_append, BatchHeader, BatchIter, Compression, Record,
+    RecordBatchBuilder, RecordError, TimestampType,
 };
 use strom_protocol::ErrorCode;
 use strom_storage::{AppendError, AppendOrigin, PartitionLog, ReadError};
@@ -50,6 +50,9 @@ pub struct FetchRead {
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
+    /// read_committed only: `(producer_id, first_offset)` of every aborted
+    /// transaction overlapping the records returned.
+    pub aborted_transactions: Vec<(i64, i64)>,
 }
 
 /// One hosted partition.
@@ -88,6 +91,10 @@ fn append_error(e: AppendError) -> PartitionError {
         e @ AppendError::DuplicateSequence { .. } => {
             PartitionError::new(ErrorCode::DuplicateSequenceNumber, e.to_string())
         }
+        e @ AppendError::TransactionCoordinatorFenced { .. } => {
+            PartitionError::new(ErrorCode::TransactionCoordinatorFenced, e.to_string())
+        }
+        AppendError::InvalidTxnState(m) => PartitionError::new(ErrorCode::InvalidTxnState, m),
         AppendError::Io(e) => PartitionError::new(ErrorCode::KafkaStorageError, e.to_string()),
         #[allow(unreachable_patterns)]
         other => PartitionError::new(ErrorCode::UnknownServerError, other.to_string()),
@@ -134,9 +141,13 @@ impl Partition {
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
     }
-    /// Last stable offset: with no transactions yet, the high watermark.
+    /// Last stable offset: below it every transaction is decided, so
+    /// read_committed consumers read up to here. The smaller of the high
+    /// watermark and the first offset of the oldest open transaction.
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark()
+        let high_watermark = self.high_watermark();
+        let log = self.log.read().expect("log lock");
+        stable_bound(high_watermark, &log)
     }
     pub fn config(&self) -> Arc<TopicConfig> {
         self.config.read().expect("config lock").clone()
@@ -268,13 +279,7 @@ impl Partition {
         let (info, leo, unflushed, log_start) = {
             let mut log = self.log.write().expect("log lock");
             let info = log
-                .append_with_origin(
-                    &mut batch,
-                    self.leader_epoch(),
-                    append_time,
-                    now_ms,
-                    origin,
-                )
+                .append_with_origin(&mut batch, self.leader_epoch(), append_time, now_ms, origin)
                 .map_err(append_error)?;
             (
                 info,
@@ -328,38 +333,82 @@ impl Partition {
         min_one_batch: bool,
     ) -> Result<FetchRead, PartitionError> {
         let high_watermark = self.high_watermark();
-        let last_stable_offset = self.last_stable_offset();
+        let log = self.log.read().expect("log lock");
+        let last_stable_offset = stable_bound(high_watermark, &log);
         let upper_bound = if read_committed {
             last_stable_offset
         } else {
             high_watermark
         };
-        let log = self.log.read().expect("log lock");
         let log_start_offset = log.log_start_offset();
-        let records = match log.read(fetch_offset, max_bytes, upper_bound, min_one_batch) {
-            Ok(r) => r.records,
-            Err(ReadError::OffsetOutOfRange { .. }) => {
-                return Err(PartitionError::new(
-                    ErrorCode::OffsetOutOfRange,
-                    format!(
-                        "fetch offset {fetch_offset} is outside [{log_start_offset}, {}]",
-                        log.log_end_offset()
-                    ),
-                ))
-            }
-            Err(e) => {
-                return Err(PartitionError::new(
-                    ErrorCode::KafkaStorageError,
-                    e.to_string(),
-                ))
-            }
-        };
+        let (records, aborted_transactions) =
+            match log.read(fetch_offset, max_bytes, upper_bound, min_one_batch) {
+                Ok(r) => {
+                    // The aborted transactions a read_committed consumer needs to
+                    // filter what it was given (Kafka bounds them by the offset
+                    // after the last batch returned).
+                    let aborted = if read_committed && r.next_offset > fetch_offset {
+                        log.aborted_transactions(fetch_offset, r.next_offset)
+                            .into_iter()
+                            .map(|a| (a.producer_id, a.first_offset))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (r.records, aborted)
+                }
+                Err(ReadError::OffsetOutOfRange { .. }) => {
+                    return Err(PartitionError::new(
+                        ErrorCode::OffsetOutOfRange,
+                        format!(
+                            "fetch offset {fetch_offset} is outside [{log_start_offset}, {}]",
+                            log.log_end_offset()
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    return Err(PartitionError::new(
+                        ErrorCode::KafkaStorageError,
+                        e.to_string(),
+                    ))
+                }
+            };
         Ok(FetchRead {
             records,
             high_watermark,
             last_stable_offset,
             log_start_offset,
+            aborted_transactions,
         })
+    }
+
+    /// Reads every committed batch from the log start, decoded, in log order
+    /// (a coordinator loading its state at start-up). A batch whose records
+    /// decode to more than `max_batch_bytes` fails the replay.
+    pub fn replay(
+        &self,
+        max_batch_bytes: usize,
+        mut f: impl FnMut(BatchHeader, Vec<Record>),
+    ) -> Result<(), String> {
+        let mut next = self.log_start_offset();
+        let high_watermark = self.high_watermark();
+        while next < high_watermark {
+            let read = self
+                .read(next, 16 << 20, false, true)
+                .map_err(|e| e.message)?;
+            if read.records.is_empty() {
+                break;
+            }
+            for item in BatchIter::new(&read.records) {
+                let (header, range) = item.map_err(|e| e.to_string())?;
+                next = header.last_offset() + 1;
+                let batch = read.records.slice(range);
+                let (header, records) =
+                    decode_batch(&batch, max_batch_bytes).map_err(|e| e.to_string())?;
+                f(header, records);
+            }
+        }
+        Ok(())
     }
 
     /// Checks a client's `current_leader_epoch` (KIP-320): -1 means "don't check".
@@ -373,6 +422,13 @@ impl Partition {
             Err(ErrorCode::UnknownLeaderEpoch)
         }
     }
+}
+
+/// The last stable offset given the high watermark: no further than the
+/// first offset of the oldest open transaction.
+fn stable_bound(high_watermark: i64, log: &PartitionLog) -> i64 {
+    log.first_unstable_offset()
+        .map_or(high_watermark, |first| first.min(high_watermark))
 }
 
 /// The codec a topic's `compression.type` demands, or `None` for `producer`

@@ -18,6 +18,7 @@ use crate::group::consumer::ConsumerGroupConfig;
 use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::replica_manager::ReplicaManager;
 use crate::state::{BrokerState, State};
+use crate::txn::runtime::TxnRuntime;
 use crate::{connection, tasks};
 
 /// Marker written after every log closed cleanly; its absence at start means
@@ -42,6 +43,8 @@ pub enum StartError {
     Partitions(std::io::Error),
     #[error("loading consumer groups: {0}")]
     Groups(String),
+    #[error("loading transactions: {0}")]
+    Transactions(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -118,47 +121,23 @@ impl Broker {
             port: config.advertised_port,
             rack: None,
         });
-        let permits = config
-            .queued_max_request_bytes
-            .min(Semaphore::MAX_PERMITS)
-            .min(u32::MAX as usize);
-        let (data_version, _) = watch::channel(0u64);
-        let groups = Arc::new(GroupCoordinator::new(CoordinatorConfig {
-            group: GroupConfig {
-                min_session_timeout_ms: config.group_min_session_timeout_ms,
-                max_session_timeout_ms: config.group_max_session_timeout_ms,
-                initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-                max_size: config.group_max_size,
-            },
-            offsets_topic_partitions: config.offsets_topic_partitions,
-            offsets_retention_ms: config.offsets_retention_ms,
-            offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
-            offset_metadata_max_bytes: config.offset_metadata_max_bytes,
-            consumer: ConsumerGroupConfig {
-                session_timeout_ms: config.group_consumer_session_timeout_ms,
-                heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
-                ..ConsumerGroupConfig::default()
-            },
-        }));
-        let state: State = Arc::new(BrokerState {
-            groups: groups.clone(),
-            request_memory: Arc::new(Semaphore::new(permits)),
-            request_memory_permits: permits,
-            config,
-            controller,
-            replicas,
-            data_version,
-        });
+        let state = new_state(config, controller, replicas);
+        let (groups, txn) = (state.groups.clone(), state.txn.clone());
         let loaded = groups.load(&state).map_err(StartError::Groups)?;
         if loaded > 0 {
             tracing::info!(groups = loaded, "consumer groups loaded");
         }
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let loaded = txn.load(&state).map_err(StartError::Transactions)?;
+        if loaded > 0 {
+            tracing::info!(transactional_ids = loaded, "transaction coordinator loaded");
+        }
         let mut tasks = JoinSet::new();
         tasks.spawn(accept_loop(state.clone(), listener, shutdown_rx.clone()));
         tasks.spawn(tasks::retention_loop(state.clone(), shutdown_rx.clone()));
         tasks.spawn(tasks::flush_loop(state.clone(), shutdown_rx.clone()));
         tasks.spawn(tasks::cleaner_loop(state.clone(), shutdown_rx.clone()));
+        tasks.spawn(txn.run_timers(state.clone(), shutdown_rx.clone()));
         tasks.spawn(groups.run_timers(state.clone(), shutdown_rx));
         tracing::info!(
             node_id = state.config.node_id,
@@ -227,4 +206,50 @@ async fn accept_loop(state: State, listener: TcpListener, mut shutdown: watch::R
         }
     }
     connections.shutdown().await;
+}
+
+/// The broker's shared state from its configuration, metadata and partitions,
+/// with empty coordinators (loading them is the caller's next step).
+pub(crate) fn new_state(
+    config: BrokerConfig,
+    controller: Controller,
+    replicas: ReplicaManager,
+) -> State {
+    let permits = config
+        .queued_max_request_bytes
+        .min(Semaphore::MAX_PERMITS)
+        .min(u32::MAX as usize);
+    let (data_version, _) = watch::channel(0u64);
+    let groups = Arc::new(GroupCoordinator::new(CoordinatorConfig {
+        group: GroupConfig {
+            min_session_timeout_ms: config.group_min_session_timeout_ms,
+            max_session_timeout_ms: config.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            max_size: config.group_max_size,
+        },
+        offsets_topic_partitions: config.offsets_topic_partitions,
+        offsets_retention_ms: config.offsets_retention_ms,
+        offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
+        offset_metadata_max_bytes: config.offset_metadata_max_bytes,
+        consumer: ConsumerGroupConfig {
+            session_timeout_ms: config.group_consumer_session_timeout_ms,
+            heartbeat_interval_ms: config.group_consumer_heartbeat_interval_ms,
+            ..ConsumerGroupConfig::default()
+        },
+    }));
+    let txn = Arc::new(TxnRuntime::new(
+        config.txn.clone(),
+        config.transaction_state_partitions,
+        config.transaction_state_segment_bytes,
+    ));
+    Arc::new(BrokerState {
+        groups,
+        txn,
+        request_memory: Arc::new(Semaphore::new(permits)),
+        request_memory_permits: permits,
+        config,
+        controller,
+        replicas,
+        data_version,
+    })
 }

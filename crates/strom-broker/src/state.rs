@@ -8,6 +8,7 @@ use tokio::sync::{watch, Semaphore};
 use crate::config::BrokerConfig;
 use crate::group::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
+use crate::txn::runtime::TxnRuntime;
 
 /// Everything a handler may touch.
 pub struct BrokerState {
@@ -19,6 +20,8 @@ pub struct BrokerState {
     pub replicas: ReplicaManager,
     /// Consumer groups coordinated here.
     pub groups: Arc<GroupCoordinator>,
+    /// Transactions coordinated here.
+    pub txn: Arc<TxnRuntime>,
     /// Bytes of request frames held in memory, across connections
     /// (`queued.max.request.bytes`). A connection takes permits for a frame
     /// before reading it, so over the limit sockets simply stop being read.

@@ -25,6 +25,11 @@ pub const DELETE_TOPICS: i16 = 20;
 pub const DELETE_RECORDS: i16 = 21;
 pub const INIT_PRODUCER_ID: i16 = 22;
 pub const OFFSET_FOR_LEADER_EPOCH: i16 = 23;
+pub const ADD_PARTITIONS_TO_TXN: i16 = 24;
+pub const ADD_OFFSETS_TO_TXN: i16 = 25;
+pub const END_TXN: i16 = 26;
+pub const WRITE_TXN_MARKERS: i16 = 27;
+pub const TXN_OFFSET_COMMIT: i16 = 28;
 pub const DESCRIBE_CONFIGS: i16 = 32;
 pub const DELETE_GROUPS: i16 = 42;
 pub const ALTER_CONFIGS: i16 = 33;
@@ -33,6 +38,9 @@ pub const INCREMENTAL_ALTER_CONFIGS: i16 = 44;
 pub const OFFSET_DELETE: i16 = 47;
 pub const DESCRIBE_CLUSTER: i16 = 60;
 pub const CONSUMER_GROUP_HEARTBEAT: i16 = 68;
+pub const DESCRIBE_PRODUCERS: i16 = 61;
+pub const DESCRIBE_TRANSACTIONS: i16 = 65;
+pub const LIST_TRANSACTIONS: i16 = 66;
 pub const CONSUMER_GROUP_DESCRIBE: i16 = 69;
 
 /// One row of the ApiVersions answer.
@@ -53,9 +61,9 @@ const fn r(api_key: i16, min_version: i16, max_version: i16) -> ApiRange {
 
 /// What the broker advertises. Ranges follow Kafka 4.x minimums (Produce v3+,
 /// Fetch v4+) and stop below versions whose semantics Strom does not yet have
-/// (e.g. Produce v12 belongs to transaction version 2, KIP-890).
+/// (e.g. Produce v13 addresses topics by id).
 pub const ADVERTISED: &[ApiRange] = &[
-    r(PRODUCE, 3, 11),
+    r(PRODUCE, 3, 12),
     r(FETCH, 4, 16),
     r(LIST_OFFSETS, 1, 8),
     r(METADATA, 0, 12),
@@ -74,6 +82,10 @@ pub const ADVERTISED: &[ApiRange] = &[
     r(DELETE_RECORDS, 0, 2),
     r(INIT_PRODUCER_ID, 0, 4),
     r(OFFSET_FOR_LEADER_EPOCH, 2, 4),
+    r(ADD_PARTITIONS_TO_TXN, 0, 5),
+    r(ADD_OFFSETS_TO_TXN, 0, 4),
+    r(END_TXN, 0, 5),
+    r(TXN_OFFSET_COMMIT, 0, 5),
     r(DESCRIBE_CONFIGS, 1, 4),
     r(ALTER_CONFIGS, 0, 2),
     r(CREATE_PARTITIONS, 0, 3),
@@ -81,6 +93,9 @@ pub const ADVERTISED: &[ApiRange] = &[
     r(INCREMENTAL_ALTER_CONFIGS, 0, 1),
     r(OFFSET_DELETE, 0, 0),
     r(DESCRIBE_CLUSTER, 0, 1),
+    r(DESCRIBE_PRODUCERS, 0, 0),
+    r(DESCRIBE_TRANSACTIONS, 0, 0),
+    r(LIST_TRANSACTIONS, 0, 1),
     r(CONSUMER_GROUP_HEARTBEAT, 0, 1),
     r(CONSUMER_GROUP_DESCRIBE, 0, 1),
 ];

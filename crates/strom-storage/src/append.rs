@@ -10,8 +10,9 @@ use strom_protocol::records::{
 
 use crate::error::{AppendError, StorageError};
 use crate::log::{AppendInfo, PartitionLog};
-use crate::producer_state::PendingUpdates;
+use crate::producer_state::{EndTxnMarker, PendingUpdates};
 use crate::segment::Segment;
+use crate::txn::read_marker;
 
 /// Largest decompressed records section of one produced batch that the
 /// keyed-records check of a compacted topic decodes; a larger batch is rejected
@@ -66,14 +67,58 @@ fn require_keys(batch: &[u8]) -> Result<(), AppendError> {
     Ok(())
 }
 
+/// Kafka's rules for a transaction marker written by a leader: only a
+/// coordinator writes one, as a transactional control batch of a producer id
+/// holding exactly one readable marker record (COMMIT or ABORT).
+fn leader_marker(
+    h: &BatchHeader,
+    batch: &[u8],
+    origin: AppendOrigin,
+) -> Result<EndTxnMarker, AppendError> {
+    if origin == AppendOrigin::Client {
+        return Err(AppendError::InvalidRecord(
+            "clients may not write control batches (transaction markers)".into(),
+        ));
+    }
+    if !h.has_producer_id() || !h.is_transactional() || h.records_count != 1 {
+        return Err(AppendError::InvalidRecord(
+            "a transaction marker is a transactional batch of one record with a producer id".into(),
+        ));
+    }
+    match read_marker(batch) {
+        Ok(Some(marker)) => Ok(marker),
+        Ok(None) => Err(AppendError::InvalidRecord(
+            "transaction marker without a record".into(),
+        )),
+        Err(reason) => Err(AppendError::InvalidRecord(reason)),
+    }
+}
+
+/// The marker of a control batch replicated from the leader, if readable; an
+/// unreadable one is logged and changes no producer state (the leader
+/// validated what it wrote; this keeps a follower from stalling on a batch
+/// an older version let through).
+fn follower_marker(h: &BatchHeader, batch: &[u8]) -> Option<EndTxnMarker> {
+    if !h.is_control() || h.records_count == 0 {
+        return None;
+    }
+    read_marker(batch).unwrap_or_else(|reason| {
+        tracing::warn!(offset = h.base_offset, %reason, "follower ignores an unreadable control batch");
+        None
+    })
+}
+
 /// Who wrote a batch (Kafka's `AppendOrigin`): the rules differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppendOrigin {
-    /// A producer: sequence numbers are checked for idempotence.
+    /// A producer: sequence numbers are checked for idempotence; control
+    /// batches are refused (`INVALID_RECORD`).
     Client,
     /// A coordinator of this broker writing on a producer's behalf
-    /// (transactional offset commits, transaction markers): the producer id
-    /// and epoch are checked, sequence numbers are not (Kafka skips them too).
+    /// (transactional offset commits, transaction markers built with
+    /// `strom_protocol::records::control_batch`): the producer id and epoch
+    /// are checked, and for a marker the coordinator epoch; sequence numbers
+    /// are not (Kafka skips them too).
     Coordinator,
 }
 
@@ -98,16 +143,22 @@ impl PartitionLog {
 
     /// Appends one or more v2 batches as a leader.
     ///
-    /// Validates every batch (header, CRC32C, record count), checks idempotent
-    /// producer state, assigns dense offsets from the log end offset, stamps
+    /// Validates every batch (header, CRC32C, record count), checks producer
+    /// state (idempotence, epochs, transactions — see `producer_state.rs`;
+    /// transaction markers only from [`AppendOrigin::Coordinator`]), assigns
+    /// dense offsets from the log end offset, stamps
     /// `leader_epoch` and, if `append_time_ms` is set, LogAppendTime — patching
     /// `records` in place and never re-encoding — rolls the segment if needed,
     /// writes, and updates indexes, producer state and the leader-epoch cache.
     /// On a compacted log (`cleanup.policy=compact`) every record must have a
     /// key ([`AppendError::InvalidRecord`] otherwise); that check decodes the
     /// records, the only per-record work on this path.
+    /// An ABORT marker that closes a transaction adds an entry to the
+    /// aborted-transaction index ([`PartitionLog::aborted_transactions`]).
     /// Nothing is fsynced ([`PartitionLog::flush`] does that). On any error the
-    /// log end offset is unchanged.
+    /// log end offset is unchanged, except after a failed write of the
+    /// aborted-transaction index, which takes the log offline (the markers are
+    /// written; reopening rebuilds the index).
     pub fn append_with_origin(
         &mut self,
         records: &mut [u8],
@@ -125,6 +176,15 @@ impl PartitionLog {
                 segment_bytes: self.config.segment_bytes,
             });
         }
+        let mut markers = Vec::with_capacity(batches.len());
+        for (h, range) in &batches {
+            let marker = if h.is_control() {
+                Some(leader_marker(h, &records[range.clone()], origin)?)
+            } else {
+                None
+            };
+            markers.push(marker);
+        }
         if self.config.cleanup_policy_compact {
             for (_, range) in &batches {
                 require_keys(&records[range.clone()])?;
@@ -133,9 +193,12 @@ impl PartitionLog {
         let first_offset = self.log_end_offset();
         let mut pending = PendingUpdates::default();
         let mut next = first_offset;
-        for (h, _) in &batches {
+        for ((h, _), marker) in batches.iter().zip(markers) {
             if h.has_producer_id() {
-                if let Some(dup) = self.producers.check(&mut pending, h, next, origin)? {
+                if let Some(dup) = self
+                    .producers
+                    .check(&mut pending, h, next, origin, marker)?
+                {
                     return Ok(AppendInfo {
                         first_offset: dup.first_offset,
                         last_offset: dup.last_offset,
@@ -177,7 +240,8 @@ impl PartitionLog {
         // The epoch checkpoint goes first: an entry starting at the old log end
         // offset with no data behind it is dropped again on the next open.
         self.write_batches(records, &headers, now_ms)?;
-        self.producers.commit(pending);
+        let completed = self.producers.commit(pending);
+        self.index_completed_txns(&completed)?;
         let records_appended: u64 = headers.iter().map(|h| h.records_count as u64).sum();
         self.unflushed_messages = self.unflushed_messages.saturating_add(records_appended);
         debug_assert_eq!(self.log_end_offset(), last_offset + 1);
@@ -236,7 +300,9 @@ impl PartitionLog {
     /// epochs and timestamps are kept as the leader assigned them; CRCs are
     /// checked, offsets must increase from the log end offset (gaps allowed, as
     /// after compaction), and producer state is updated without validation
-    /// (the leader validated). Rolls segments like [`PartitionLog::append`].
+    /// (the leader validated): transaction markers close transactions and
+    /// ABORTs are indexed as on the leader. Rolls segments like
+    /// [`PartitionLog::append`].
     pub fn append_as_follower(
         &mut self,
         records: &[u8],
@@ -261,6 +327,10 @@ impl PartitionLog {
             }
             expected = h.last_offset() + 1;
         }
+        let markers: Vec<Option<EndTxnMarker>> = batches
+            .iter()
+            .map(|(h, range)| follower_marker(h, &records[range.clone()]))
+            .collect();
         let headers: Vec<BatchHeader> = batches.into_iter().map(|(h, _)| h).collect();
         let first_offset = headers[0].base_offset;
         let last_offset = expected - 1;
@@ -291,14 +361,16 @@ impl PartitionLog {
         self.write_batches(records, &headers, now_ms)?;
         let mut records_appended = 0u64;
         let (mut max_timestamp, mut offset_of_max_timestamp) = (-1, first_offset);
-        for h in &headers {
-            self.producers.replay(h);
+        let mut completed = Vec::new();
+        for (h, marker) in headers.iter().zip(markers) {
+            completed.extend(self.producers.replay(h, marker));
             records_appended += h.records_count as u64;
             if h.max_timestamp > max_timestamp {
                 max_timestamp = h.max_timestamp;
                 offset_of_max_timestamp = h.base_offset;
             }
         }
+        self.index_completed_txns(&completed)?;
         self.unflushed_messages = self.unflushed_messages.saturating_add(records_appended);
         Ok(AppendInfo {
             first_offset,

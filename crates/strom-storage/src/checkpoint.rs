@@ -13,6 +13,10 @@ pub const LOG_EXT: &str = "log";
 pub const INDEX_EXT: &str = "index";
 /// Time index file extension.
 pub const TIME_INDEX_EXT: &str = "timeindex";
+/// Aborted-transaction index file extension.
+pub const TXN_INDEX_EXT: &str = "txnindex";
+/// The files of one segment: its log, then its indexes.
+pub const SEGMENT_EXTS: [&str; 4] = [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT];
 /// Producer-state snapshot file extension.
 pub const SNAPSHOT_EXT: &str = "snapshot";
 /// Temporary files of an atomic replace; left-overs are deleted on open.

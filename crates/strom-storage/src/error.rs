@@ -121,6 +121,23 @@ pub enum AppendError {
         /// Last sequence of the batch.
         last_sequence: i32,
     },
+    /// A transaction marker from a coordinator epoch older than the last
+    /// marker's for this producer: a zombie coordinator
+    /// (`TRANSACTION_COORDINATOR_FENCED`).
+    #[error("transaction marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current_coordinator_epoch}")]
+    TransactionCoordinatorFenced {
+        /// Producer id of the marker.
+        producer_id: i64,
+        /// Coordinator epoch of the marker.
+        coordinator_epoch: i32,
+        /// Coordinator epoch of the last marker the log accepted.
+        current_coordinator_epoch: i32,
+    },
+    /// A batch that does not fit the producer's transaction state, such as a
+    /// non-transactional batch while its transaction is open
+    /// (`INVALID_TXN_STATE`).
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
     /// Writing failed (`KAFKA_STORAGE_ERROR`).
     #[error(transparent)]
     Io(#[from] StorageError),

@@ -1,13 +1,15 @@
 //! The partition log of Strom: segments, offset and time indexes, the
-//! leader-epoch cache, idempotent-producer state with snapshots, crash
-//! recovery, retention, DeleteRecords and truncation — laid out on disk as
-//! Kafka lays out a partition directory:
+//! leader-epoch cache, idempotent and transactional producer state with
+//! snapshots, the aborted-transaction index, crash recovery, retention,
+//! DeleteRecords and truncation — laid out on disk as Kafka lays out a
+//! partition directory:
 //!
 //! ```text
 //! <data>/<topic>-<partition>/
 //!   00000000000000000000.log        record batches, byte-for-byte as produced
 //!   00000000000000000000.index      sparse offset → position
 //!   00000000000000000000.timeindex  sparse timestamp → offset
+//!   00000000000000000000.txnindex   aborted transactions whose ABORT marker is in the segment
 //!   00000000000000004242.snapshot   producer state as of offset 4242
 //!   leader-epoch-checkpoint         epoch → start offset (Kafka's text format)
 //!   recovery-point, log-start-offset
@@ -25,15 +27,23 @@
 //! [`PartitionLog::truncate_to`] after OffsetForLeaderEpoch
 //! ([`PartitionLog::epoch_end_offset`]).
 //!
+//! Transactions (KIP-98): the transaction coordinator writes COMMIT/ABORT
+//! markers through [`PartitionLog::append_with_origin`] with
+//! [`AppendOrigin::Coordinator`]. The log tracks open transactions, whose
+//! earliest first offset is [`PartitionLog::first_unstable_offset`] (the
+//! broker's last stable offset is the smaller of it and the high watermark),
+//! and indexes aborted ones for read_committed fetches
+//! ([`PartitionLog::aborted_transactions`]).
+//!
 //! Compacted logs (`cleanup.policy=compact`) are cleaned by
 //! [`PartitionLog::clean`]: the latest record per key survives, tombstones
 //! until their delete horizon (KIP-534), offsets never change, and segments
 //! are swapped in crash-safely. [`PartitionLog::cleanable`] tells a broker
 //! cleaner thread which log is dirtiest.
 //!
-//! Not here: networking, groups, high watermark and ISR bookkeeping (the
-//! broker's), record decoding/compression (`strom-protocol`), transactions
-//! (aborted-transaction index, LSO) — later issues.
+//! Not here: networking, groups, the transaction coordinator, high watermark,
+//! last stable offset and ISR bookkeeping (the broker's), record
+//! decoding/compression (`strom-protocol`).
 //!
 //! ```no_run
 //! use strom_storage::{LogConfig, PartitionLog};
@@ -66,6 +76,8 @@ mod retention;
 mod segment;
 mod snapshot;
 mod time_index;
+mod txn;
+mod txn_index;
 
 pub use append::{AppendOrigin, COMPACTED_APPEND_MAX_UNCOMPRESSED_BYTES};
 #[doc(hidden)]
@@ -81,6 +93,7 @@ pub use io::{FileSystem, SegmentFile, StdFile, StdFileSystem};
 pub use log::{AppendInfo, PartitionLog, ReadResult};
 pub use producer_state::{BatchMetadata, ProducerStateEntry, MAX_CACHED_BATCHES};
 pub use retention::RetentionOutcome;
+pub use txn_index::{AbortedTxn, ABORTED_TXN_ENTRY_BYTES};
 
 #[cfg(test)]
 #[path = "../tests/common/batch.rs"]

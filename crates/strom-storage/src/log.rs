@@ -10,8 +10,8 @@ use bytes::Bytes;
 use strom_protocol::records::BatchHeader;
 
 use crate::checkpoint::{
-    offset_file, remove_file_if_exists, sync_dir, write_offset_file, INDEX_EXT, LOG_EXT,
-    LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, TIME_INDEX_EXT,
+    offset_file, remove_file_if_exists, sync_dir, write_offset_file, LOG_START_OFFSET_FILE,
+    RECOVERY_POINT_FILE, SEGMENT_EXTS,
 };
 use crate::config::LogConfig;
 use crate::epoch_cache::LeaderEpochCache;
@@ -61,10 +61,11 @@ pub struct ReadResult {
 /// take `&self` and use positional reads, so the broker can put the log in an
 /// `RwLock` and serve fetches concurrently between appends.
 ///
-/// Resources: three open files per segment, both sparse indexes of every
+/// Resources: four open files per segment, both sparse indexes of every
 /// segment in memory (about 16 bytes per `index.interval.bytes` of log, see
-/// [`LogConfig::segment_index_bytes`]), and about 250 bytes per tracked
-/// producer id.
+/// [`LogConfig::segment_index_bytes`]), 32 bytes per aborted transaction in
+/// the log (its `.txnindex` entry), and about 250 bytes per tracked producer
+/// id.
 #[derive(Debug)]
 pub struct PartitionLog {
     pub(crate) dir: PathBuf,
@@ -136,11 +137,9 @@ impl PartitionLog {
             Err(e) => {
                 // Stale files at `new_base` would overlap the still-active
                 // segment on the next open; remove them or stop writing.
-                let cleanup = [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT]
-                    .iter()
-                    .try_for_each(|ext| {
-                        remove_file_if_exists(&offset_file(&self.dir, new_base, ext))
-                    });
+                let cleanup = SEGMENT_EXTS.iter().try_for_each(|ext| {
+                    remove_file_if_exists(&offset_file(&self.dir, new_base, ext))
+                });
                 return Err(match cleanup {
                     Ok(()) => e,
                     Err(_) => self.go_offline(e),
@@ -226,7 +225,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Fsyncs every segment written since the last flush (log and indexes) and
+    /// Fsyncs every segment written since the last flush (log and indexes,
+    /// the aborted-transaction index included) and
     /// the epoch checkpoint, then durably records the recovery point (the log
     /// end offset). A failed fsync takes the log offline: after such a failure
     /// the kernel may have dropped the dirty pages, so only recovery can tell
@@ -341,5 +341,11 @@ impl PartitionLog {
     /// Number of producer ids tracked.
     pub fn producer_count(&self) -> usize {
         self.producers.len()
+    }
+    /// Every tracked producer's state, by producer id (DescribeProducers).
+    pub fn producer_states(&self) -> Vec<ProducerStateEntry> {
+        let mut all: Vec<ProducerStateEntry> = self.producers.entries().cloned().collect();
+        all.sort_by_key(|e| e.producer_id);
+        all
     }
 }

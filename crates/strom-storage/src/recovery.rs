@@ -6,7 +6,9 @@
 //! partial or invalid batch and everything after it (including later segments)
 //! is removed. After a clean stop, indexes are loaded and sanity-checked (and
 //! rebuilt if missing or inconsistent). Either way, the log tail after the last
-//! index entry is scanned to find the log end offset.
+//! index entry is scanned to find the log end offset. The transaction
+//! indexes of recovered segments (and missing or damaged ones) are rebuilt by
+//! replaying producer state.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -14,8 +16,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::checkpoint::{
-    parse_offset_file_name, read_offset_file, remove_file_if_exists, write_offset_file, INDEX_EXT,
-    LEADER_EPOCH_CHECKPOINT, LOG_EXT, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, TIME_INDEX_EXT,
+    parse_offset_file_name, read_offset_file, remove_file_if_exists, write_offset_file,
+    LEADER_EPOCH_CHECKPOINT, LOG_EXT, LOG_START_OFFSET_FILE, RECOVERY_POINT_FILE, SEGMENT_EXTS,
     TMP_EXT,
 };
 use crate::cleaner;
@@ -41,8 +43,9 @@ fn scan_dir(dir: &Path) -> Result<Vec<i64>, StorageError> {
             remove_file_if_exists(&entry.path())?;
         } else if let Some(base) = parse_offset_file_name(name, LOG_EXT) {
             logs.insert(base);
-        } else if let Some(base) = parse_offset_file_name(name, INDEX_EXT)
-            .or_else(|| parse_offset_file_name(name, TIME_INDEX_EXT))
+        } else if let Some(base) = SEGMENT_EXTS[1..]
+            .iter()
+            .find_map(|ext| parse_offset_file_name(name, ext))
         {
             indexes.push((base, entry.path()));
         }
@@ -112,7 +115,7 @@ impl PartitionLog {
             if truncation.is_some() {
                 for &later in &bases[i + 1..] {
                     tracing::warn!(dir = %dir.display(), base_offset = later, "deleting segment after a torn one");
-                    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+                    for ext in SEGMENT_EXTS {
                         remove_file_if_exists(&crate::checkpoint::offset_file(dir, later, ext))?;
                     }
                 }
@@ -200,18 +203,19 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Rebuilds producer state from the newest snapshot at or below the log
-    /// end offset plus the batch headers after it.
+    /// Rebuilds producer state (open transactions included) from the newest
+    /// snapshot at or below the log end offset plus the batches after it,
+    /// after rebuilding any stale transaction index (which may need an older
+    /// snapshot: the state before the stale segment).
     pub(crate) fn rebuild_producer_state(&mut self) -> Result<(), StorageError> {
         let log_end_offset = self.log_end_offset();
         snapshot::delete_above(&self.dir, log_end_offset)?;
-        let first_base = self.segments[0].base_offset();
-        let (from, mut state) = match snapshot::load_latest(&self.dir, log_end_offset)? {
-            Some((offset, state)) => (offset.max(first_base), state),
-            None => (first_base, ProducerStateManager::default()),
-        };
+        self.rebuild_stale_txn_indexes()?;
+        let (from, mut state) = self.load_producer_snapshot(log_end_offset)?;
         if from < log_end_offset {
-            self.for_each_header_from(from, |h| state.replay(h))?;
+            self.for_each_batch_in(from, log_end_offset, |_, h, marker| {
+                state.replay(h, marker);
+            })?;
         }
         self.producers = state;
         Ok(())

@@ -173,12 +173,16 @@ impl PartitionLog {
         self.after_truncation(log_end_offset)
     }
 
-    /// Deletes every segment and starts an empty log at `offset`.
+    /// Deletes every segment and starts an empty log at `offset`. Producer
+    /// state goes too, snapshots included, as in Kafka: none of it describes
+    /// the log that will be copied in from `offset` (a transaction left open
+    /// here would hold back the first unstable offset for ever).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), StorageError> {
         self.check_online()?;
         for segment in self.segments.drain(..).collect::<Vec<_>>() {
             segment.delete_files(&self.dir)?;
         }
+        snapshot::delete_all(&self.dir)?;
         self.segments
             .push(Segment::create(&self.fs, &self.dir, offset, &self.config)?);
         self.log_start_offset = offset;

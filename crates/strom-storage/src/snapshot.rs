@@ -186,6 +186,14 @@ pub fn delete_above(dir: &Path, offset: i64) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Deletes every snapshot (the log was emptied).
+pub fn delete_all(dir: &Path) -> Result<(), StorageError> {
+    for o in list(dir)? {
+        remove_file_if_exists(&offset_file(dir, o, SNAPSHOT_EXT))?;
+    }
+    Ok(())
+}
+
 /// The newest readable snapshot at or below `max_offset` and its offset.
 /// Unreadable ones are logged and deleted.
 pub fn load_latest(
@@ -235,6 +243,34 @@ mod tests {
     fn snapshot_round_trips() {
         let s = sample();
         assert_eq!(decode(&encode(&s)).unwrap(), s);
+    }
+
+    #[test]
+    fn open_transactions_and_coordinator_epochs_survive_in_the_version_1_layout() {
+        let entry = ProducerStateEntry {
+            producer_id: 5,
+            producer_epoch: 2,
+            batches: VecDeque::new(),
+            last_timestamp: 99,
+            coordinator_epoch: 7,
+            current_txn_first_offset: Some(1234),
+        };
+        let state = ProducerStateManager::from_entries([entry]);
+        let bytes = encode(&state);
+        // The layout the module docs describe, which files already on disk use.
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&5i64.to_be_bytes());
+        body.extend_from_slice(&2i16.to_be_bytes());
+        body.extend_from_slice(&7i32.to_be_bytes());
+        body.extend_from_slice(&99i64.to_be_bytes());
+        body.extend_from_slice(&1234i64.to_be_bytes());
+        body.push(0);
+        assert_eq!(&bytes[..2], &1u16.to_be_bytes());
+        assert_eq!(&bytes[6..], &body[..]);
+        let decoded = decode(&bytes).unwrap();
+        assert_eq!(decoded, state);
+        assert_eq!(decoded.first_ongoing_txn_offset(), Some(1234));
     }
 
     #[test]

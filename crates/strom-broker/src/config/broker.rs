@@ -73,6 +73,12 @@ pub struct BrokerConfig {
     /// `log.cleaner.backoff.ms`. Default 15 s.
     pub cleaner_backoff_ms: u64,
     /// Every property that was set explicitly (file, env, flags), by Kafka name.
+    /// `transaction.state.log.num.partitions`.
+    pub transaction_state_partitions: i32,
+    /// `transaction.state.log.segment.bytes`.
+    pub transaction_state_segment_bytes: i32,
+    /// The transaction coordinator's settings (`transaction.*`).
+    pub txn: crate::txn::TxnConfig,
     pub explicit: BTreeMap<String, String>,
 }
 
@@ -175,6 +181,19 @@ impl BrokerConfig {
             group_consumer_session_timeout_ms: int("group.consumer.session.timeout.ms") as i32,
             group_consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms")
                 as i32,
+            transaction_state_partitions: int("transaction.state.log.num.partitions") as i32,
+            transaction_state_segment_bytes: int("transaction.state.log.segment.bytes") as i32,
+            txn: crate::txn::TxnConfig {
+                max_timeout_ms: int("transaction.max.timeout.ms") as i32,
+                transactional_id_expiration_ms: int("transactional.id.expiration.ms"),
+                abort_timed_out_transaction_cleanup_interval_ms: int(
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                ),
+                remove_expired_transaction_cleanup_interval_ms: int(
+                    "transaction.remove.expired.transaction.cleanup.interval.ms",
+                ),
+                ..crate::txn::TxnConfig::default()
+            },
             explicit: props,
         })
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_protocol::records::{BatchIter, Compression, RecordBatchBuilder};
+use strom_protocol::records::{Compression, RecordBatchBuilder};
 use strom_protocol::ErrorCode;
 use tokio::sync::{oneshot, watch, Notify};
 
@@ -22,8 +22,11 @@ use super::classic::{
     SyncResponse,
 };
 use super::consumer::{ConsumerGroup, ConsumerGroupConfig, Output as ConsumerOutput, TopicsView};
-use super::consumer_records::{self, ConsumerKey, GroupRecordsLoad, OffsetsRecord};
-use super::records::{GroupValue, MemberValue, OffsetValue, OffsetsKey};
+use super::consumer_records::{self, OffsetsRecord};
+use super::load::Replay;
+use super::offsets::GroupOffsets;
+use super::records::{GroupValue, MemberValue, OffsetsKey};
+use super::txn_offsets::OpenTransactions;
 use crate::admin;
 use crate::state::{now_ms, State};
 
@@ -69,7 +72,8 @@ pub enum Reply {
 pub struct GroupEntry {
     pub classic: ClassicGroup,
     pub consumer: Option<ConsumerGroup>,
-    pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Committed offsets, and those of open transactions (KIP-98).
+    pub offsets: GroupOffsets,
     /// The member ids whose KIP-848 records are in the log (`None`: the log
     /// holds no consumer-group records for this group). The next write
     /// tombstones the members that are no longer in the group.
@@ -82,7 +86,7 @@ impl GroupEntry {
         GroupEntry {
             classic: ClassicGroup::new(group_id.to_owned(), now_ms),
             consumer: None,
-            offsets: BTreeMap::new(),
+            offsets: GroupOffsets::default(),
             consumer_records: None,
         }
     }
@@ -122,6 +126,9 @@ pub struct Groups {
     pub groups: HashMap<String, GroupEntry>,
     /// When offsets were last checked for expiry.
     last_expiry_check_ms: i64,
+    /// Which groups hold pending transactional offsets of which producer, so
+    /// that a transaction marker finds them without scanning every group.
+    pub(super) open_transactions: OpenTransactions,
 }
 
 /// The group coordinator of one broker.
@@ -402,81 +409,22 @@ impl GroupCoordinator {
             .groups
             .try_lock()
             .map_err(|_| "coordinator busy during load".to_owned())?;
-        let mut metadata: HashMap<String, Option<GroupValue>> = HashMap::new();
-        let mut offsets: HashMap<String, BTreeMap<(String, i32), OffsetValue>> = HashMap::new();
-        let mut consumers: HashMap<String, GroupRecordsLoad> = HashMap::new();
+        let mut replay = Replay::default();
         for p in 0..topic.partitions.len() as i32 {
             let Some(partition) = state.replicas.get(OFFSETS_TOPIC, p) else {
                 continue;
             };
-            let mut next = partition.log_start_offset();
-            let hw = partition.high_watermark();
-            while next < hw {
-                let read = partition
-                    .read(next, 16 << 20, false, true)
-                    .map_err(|e| e.message)?;
-                if read.records.is_empty() {
-                    break;
-                }
-                for item in BatchIter::new(&read.records) {
-                    let (header, range) = item.map_err(|e| e.to_string())?;
-                    next = header.last_offset() + 1;
-                    if header.is_control() {
-                        continue;
-                    }
-                    let batch = read.records.slice(range);
-                    let (_, records) =
-                        strom_protocol::records::decode_batch(&batch, LOAD_BATCH_CAP_BYTES)
-                            .map_err(|e| e.to_string())?;
-                    for record in records {
-                        let Some(key) = record.key.clone() else {
-                            continue;
-                        };
-                        match OffsetsKey::decode(key) {
-                            Ok(Some(OffsetsKey::Offset {
-                                group,
-                                topic,
-                                partition,
-                            })) => {
-                                let entry = offsets.entry(group).or_default();
-                                match record.value.map(OffsetValue::decode) {
-                                    Some(Ok(v)) => {
-                                        entry.insert((topic, partition), v);
-                                    }
-                                    None => {
-                                        entry.remove(&(topic, partition));
-                                    }
-                                    Some(Err(e)) => {
-                                        tracing::warn!(error = %e, "skipping unreadable offset record")
-                                    }
-                                }
-                            }
-                            Ok(Some(OffsetsKey::Group { group })) => {
-                                match record.value.map(GroupValue::decode) {
-                                    Some(Ok(v)) => {
-                                        metadata.insert(group, Some(v));
-                                    }
-                                    None => {
-                                        metadata.insert(group, None);
-                                    }
-                                    Some(Err(e)) => {
-                                        tracing::warn!(error = %e, "skipping unreadable group record")
-                                    }
-                                }
-                            }
-                            Ok(None) => {
-                                if let Some(key) = record.key.clone() {
-                                    load_consumer_record(&mut consumers, key, record.value);
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, "skipping unreadable {OFFSETS_TOPIC} key")
-                            }
-                        }
-                    }
-                }
-            }
+            partition.replay(LOAD_BATCH_CAP_BYTES, |header, records| {
+                replay.batch(&header, records)
+            })?;
+            replay.end_partition();
         }
+        let Replay {
+            mut metadata,
+            mut offsets,
+            mut consumers,
+            ..
+        } = replay;
         let mut ids: Vec<String> = metadata
             .keys()
             .chain(offsets.keys())
@@ -510,8 +458,15 @@ impl GroupCoordinator {
                 .as_ref()
                 .map(|s| s.members.iter().map(|m| m.member_id.clone()).collect());
             let consumer = snapshot.map(|s| ConsumerGroup::restore(s, &self.config.consumer, now));
-            if classic.members().next().is_none() && offsets.is_empty() && consumer.is_none() {
+            if classic.members().next().is_none()
+                && offsets.is_empty()
+                && !offsets.has_any_pending()
+                && consumer.is_none()
+            {
                 continue;
+            }
+            for producer_id in offsets.pending_producers() {
+                groups.open_transactions.add(producer_id, &id);
             }
             groups.groups.insert(
                 id,
@@ -595,20 +550,26 @@ impl GroupCoordinator {
 
     /// Removes offsets of empty groups older than `offsets.retention.minutes`
     /// (tombstones in the log), and groups left with nothing.
-    async fn expire_offsets(&self, state: &State, groups: &mut Groups, now: i64) {
+    pub(crate) async fn expire_offsets(&self, state: &State, groups: &mut Groups, now: i64) {
         let retention = self.config.offsets_retention_ms;
         let mut emptied = Vec::new();
         for (id, entry) in groups.groups.iter_mut() {
             if !entry.is_empty() {
                 continue;
             }
+            // An offset with a pending transactional commit is kept until the
+            // transaction ends, and so is the group (Kafka's
+            // `cleanupExpiredOffsets`).
             let expired: Vec<(String, i32)> = entry
                 .offsets
                 .iter()
-                .filter(|(_, v)| now - v.commit_timestamp_ms >= retention)
+                .filter(|(k, v)| {
+                    now - v.commit_timestamp_ms >= retention && !entry.offsets.has_pending(k)
+                })
                 .map(|(k, _)| k.clone())
                 .collect();
-            if expired.is_empty() && !entry.offsets.is_empty() {
+            let all_gone = expired.len() == entry.offsets.len() && !entry.offsets.has_any_pending();
+            if expired.is_empty() && !all_gone {
                 continue;
             }
             let mut records: Vec<(Bytes, Option<Bytes>)> = expired
@@ -622,7 +583,6 @@ impl GroupCoordinator {
                     (key.encode(), None)
                 })
                 .collect();
-            let all_gone = expired.len() == entry.offsets.len();
             if all_gone {
                 records.push((OffsetsKey::Group { group: id.clone() }.encode(), None));
                 records.extend(Self::consumer_tombstones(id, entry));
@@ -640,25 +600,6 @@ impl GroupCoordinator {
         for id in emptied {
             groups.groups.remove(&id);
         }
-    }
-}
-
-/// Adds one KIP-848 record read back from the log to its group's state.
-fn load_consumer_record(
-    consumers: &mut HashMap<String, GroupRecordsLoad>,
-    key: Bytes,
-    value: Option<Bytes>,
-) {
-    match ConsumerKey::decode(key) {
-        Ok(Some(key)) => {
-            let group = key.group().to_owned();
-            if let Err(e) = consumers.entry(group).or_default().apply(key, value) {
-                tracing::warn!(error = %e, "skipping unreadable consumer group record");
-            }
-        }
-        // Share and streams group records are not ours to load.
-        Ok(None) => {}
-        Err(e) => tracing::warn!(error = %e, "skipping unreadable {OFFSETS_TOPIC} key"),
     }
 }
 

@@ -6,4 +6,10 @@ pub mod classic;
 pub mod consumer;
 pub mod consumer_records;
 pub mod coordinator;
+pub mod load;
+pub mod offsets;
 pub mod records;
+pub mod txn_offsets;
+
+#[cfg(test)]
+mod tests;

@@ -3,8 +3,10 @@
 use bytes::Bytes;
 use strom_protocol::apis::ADVERTISED;
 use strom_protocol::header::RequestHeader;
-use strom_protocol::messages::api_versions_response::ApiVersion as ApiRow;
-use strom_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use strom_protocol::messages::api_versions_response::{
+    ApiVersion as ApiRow, FinalizedFeatureKey, SupportedFeatureKey,
+};
+use strom_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, StrBytes};
 use strom_protocol::ErrorCode;
 
 use super::HandlerResult;
@@ -36,8 +38,36 @@ pub fn handle(state: &State, request: &Request<'_>, body: Bytes) -> HandlerResul
         response.error_code = ErrorCode::InvalidRequest.code();
     }
     response.api_keys = table();
+    if request.version >= 3 {
+        advertise_features(&mut response);
+    }
     Ok(request.respond(&response))
 }
+
+/// The feature a client's transaction protocol depends on: Strom supports and
+/// has finalized `transaction.version` 2 (KIP-890 part 2), so clients that
+/// know it bump epochs on every EndTxn and let Produce v12 / TxnOffsetCommit
+/// v5 add partitions to the transaction; older clients keep the classic
+/// protocol, which is served too.
+fn advertise_features(response: &mut ApiVersionsResponse) {
+    let mut supported = SupportedFeatureKey::default();
+    supported.name = StrBytes::from(TRANSACTION_VERSION_FEATURE);
+    supported.min_version = 0;
+    supported.max_version = TRANSACTION_VERSION_LEVEL;
+    response.supported_features = vec![supported];
+    let mut finalized = FinalizedFeatureKey::default();
+    finalized.name = StrBytes::from(TRANSACTION_VERSION_FEATURE);
+    finalized.min_version_level = TRANSACTION_VERSION_LEVEL;
+    finalized.max_version_level = TRANSACTION_VERSION_LEVEL;
+    response.finalized_features = vec![finalized];
+    // Features never change on a running Strom broker.
+    response.finalized_features_epoch = 1;
+}
+
+/// Kafka's feature name for the transaction protocol version.
+const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+/// The highest (and finalized) level: epoch bump per transaction.
+const TRANSACTION_VERSION_LEVEL: i16 = 2;
 
 /// Kafka's rule for client software names and versions: letters, digits, `.`
 /// and `-`, starting and ending with a letter or digit.

@@ -1,4 +1,5 @@
-//! DeleteGroups (key 42): remove empty groups and their committed offsets.
+//! DeleteGroups (key 42): remove empty groups and their offsets, committed
+//! and pending in open transactions.
 
 use bytes::Bytes;
 use strom_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -31,9 +32,20 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
             Some(entry) => match entry.classic.remove_all_members_for_deletion() {
                 Err(code) => code,
                 Ok(()) => {
+                    // Tombstones for every committed offset and for every
+                    // partition only an open transaction holds an offset for:
+                    // they delete those pending offsets too, so the
+                    // transaction's commit marker later finds nothing to
+                    // apply (Kafka's `deleteAllOffsets`).
+                    let pending_only: Vec<_> = entry
+                        .offsets
+                        .pending_keys()
+                        .filter(|k| !entry.offsets.has_committed(k))
+                        .collect();
                     let mut records: Vec<_> = entry
                         .offsets
                         .keys()
+                        .chain(pending_only)
                         .map(|(topic, partition)| {
                             (
                                 OffsetsKey::Offset {

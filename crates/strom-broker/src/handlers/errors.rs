@@ -16,3 +16,13 @@ pub fn controller_error_code(e: &ControllerError) -> ErrorCode {
         ControllerError::Io(_) | ControllerError::Corrupt { .. } => ErrorCode::KafkaStorageError,
     }
 }
+
+/// KIP-588: requests older than `fenced_since` predate PRODUCER_FENCED, so
+/// those clients are told INVALID_PRODUCER_EPOCH instead (Kafka's mapping).
+pub fn fenced_for_version(code: ErrorCode, version: i16, fenced_since: i16) -> ErrorCode {
+    if code == ErrorCode::ProducerFenced && version < fenced_since {
+        ErrorCode::InvalidProducerEpoch
+    } else {
+        code
+    }
+}

@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use strom_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use strom_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use strom_protocol::messages::{FetchRequest, FetchResponse, StrBytes};
 use strom_protocol::ErrorCode;
 
@@ -104,7 +106,20 @@ fn read_all(
                     pd.last_stable_offset = read.last_stable_offset;
                     pd.log_start_offset = read.log_start_offset;
                     if read_committed {
-                        pd.aborted_transactions = Some(Vec::new());
+                        pd.aborted_transactions = Some(
+                            read.aborted_transactions
+                                .iter()
+                                .map(|&(producer_id, first_offset)| {
+                                    let mut a = AbortedTransaction::default();
+                                    a.producer_id = producer_id;
+                                    a.first_offset = first_offset;
+                                    a
+                                })
+                                .collect(),
+                        );
+                    } else {
+                        // Kafka sends null to read_uncommitted consumers.
+                        pd.aborted_transactions = None;
                     }
                     total += read.records.len();
                     pd.records = Some(read.records);

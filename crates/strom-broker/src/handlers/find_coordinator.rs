@@ -1,5 +1,6 @@
-//! FindCoordinator (key 10): which broker coordinates a group (this one: a
-//! single node owns every `__consumer_offsets` partition). v4+ batches keys.
+//! FindCoordinator (key 10): which broker coordinates a group or a
+//! transactional id (this one: a single node owns every `__consumer_offsets`
+//! and `__transaction_state` partition). v4+ batches keys.
 
 use bytes::Bytes;
 use strom_protocol::messages::find_coordinator_response::Coordinator;
@@ -11,17 +12,24 @@ use crate::dispatch::Request;
 use crate::state::State;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn coordinator_for(
     state: &State,
     key: &str,
     key_type: i8,
 ) -> Result<(), (ErrorCode, &'static str)> {
+    if key_type == KEY_TYPE_TRANSACTION {
+        if key.is_empty() {
+            return Err((ErrorCode::InvalidRequest, "empty transactional id"));
+        }
+        return state
+            .txn
+            .find_coordinator(state, key)
+            .map_err(|c| (c, "the transaction state topic is not available"));
+    }
     if key_type != KEY_TYPE_GROUP {
-        return Err((
-            ErrorCode::CoordinatorNotAvailable,
-            "only group coordinators are served",
-        ));
+        return Err((ErrorCode::InvalidRequest, "unknown coordinator key type"));
     }
     if key.is_empty() {
         return Err((ErrorCode::InvalidRequest, "empty group id"));

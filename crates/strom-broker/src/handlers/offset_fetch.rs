@@ -1,4 +1,5 @@
-//! OffsetFetch (key 9): a group's committed offsets (v8+: several groups).
+//! OffsetFetch (key 9): a group's committed offsets (v8+: several groups;
+//! v7+: `require_stable`, KIP-447).
 
 use bytes::Bytes;
 use strom_protocol::messages::offset_fetch_response::{
@@ -6,6 +7,7 @@ use strom_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use strom_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, StrBytes};
+use strom_protocol::ErrorCode;
 
 use super::HandlerResult;
 use crate::dispatch::Request;
@@ -13,38 +15,54 @@ use crate::group::coordinator::Groups;
 use crate::group::records::OffsetValue;
 use crate::state::State;
 
-/// (topic, [(partition, committed value if any)]) for one group.
-type GroupOffsets = Vec<(String, Vec<(i32, Option<OffsetValue>)>)>;
+/// What OffsetFetch answers for one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Fetched {
+    /// The committed offset, if any.
+    Committed(Option<OffsetValue>),
+    /// A stable offset was asked for and an open transaction holds an offset
+    /// for the partition (KIP-447): the consumer retries once it completes.
+    Unstable,
+}
+
+/// (topic, [(partition, answer)]) for one group.
+type GroupOffsets = Vec<(String, Vec<(i32, Fetched)>)>;
 
 /// The requested offsets; `None` topics means every committed offset.
+/// With `require_stable` (v7+), partitions with pending transactional offsets
+/// answer UNSTABLE_OFFSET_COMMIT instead of their committed offset, as
+/// Kafka's `fetchOffsets` / `fetchAllOffsets` do.
 fn lookup(
     groups: &Groups,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> GroupOffsets {
     let entry = groups.groups.get(group_id);
+    let answer = |key: &(String, i32)| match entry {
+        Some(e) if require_stable && e.offsets.has_pending(key) => Fetched::Unstable,
+        Some(e) => Fetched::Committed(e.offsets.get(key).cloned()),
+        None => Fetched::Committed(None),
+    };
     match topics {
         Some(topics) => topics
             .into_iter()
             .map(|(name, partitions)| {
                 let found = partitions
                     .into_iter()
-                    .map(|p| {
-                        (
-                            p,
-                            entry.and_then(|e| e.offsets.get(&(name.clone(), p)).cloned()),
-                        )
-                    })
+                    .map(|p| (p, answer(&(name.clone(), p))))
                     .collect();
                 (name, found)
             })
             .collect(),
         None => {
             let mut out: GroupOffsets = Vec::new();
-            for ((topic, p), v) in entry.map(|e| e.offsets.iter()).into_iter().flatten() {
+            for (key, _) in entry.map(|e| e.offsets.iter()).into_iter().flatten() {
+                let (topic, p) = key;
+                let fetched = answer(key);
                 match out.last_mut() {
-                    Some((t, list)) if t == topic => list.push((*p, Some(v.clone()))),
-                    _ => out.push((topic.clone(), vec![(*p, Some(v.clone()))])),
+                    Some((t, list)) if t == topic => list.push((*p, fetched)),
+                    _ => out.push((topic.clone(), vec![(*p, fetched)])),
                 }
             }
             out
@@ -52,14 +70,17 @@ fn lookup(
     }
 }
 
-fn parts(v: &Option<OffsetValue>) -> (i64, i32, StrBytes) {
+/// (offset, leader epoch, metadata, error code) for one partition.
+fn parts(v: &Fetched) -> (i64, i32, StrBytes, ErrorCode) {
     match v {
-        Some(v) => (
+        Fetched::Committed(Some(v)) => (
             v.offset,
             v.leader_epoch,
             StrBytes::from(v.metadata.as_str()),
+            ErrorCode::None,
         ),
-        None => (-1, -1, StrBytes::default()),
+        Fetched::Committed(None) => (-1, -1, StrBytes::default(), ErrorCode::None),
+        Fetched::Unstable => (-1, -1, StrBytes::default(), ErrorCode::UnstableOffsetCommit),
     }
 }
 
@@ -76,7 +97,7 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
             });
             let mut out = OffsetFetchResponseGroup::default();
             out.group_id = g.group_id.clone();
-            out.topics = lookup(&groups, g.group_id.as_str(), topics)
+            out.topics = lookup(&groups, g.group_id.as_str(), topics, req.require_stable)
                 .into_iter()
                 .map(|(name, partitions)| {
                     let mut t = OffsetFetchResponseTopics::default();
@@ -84,12 +105,13 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                     t.partitions = partitions
                         .iter()
                         .map(|(p, v)| {
-                            let (offset, epoch, metadata) = parts(v);
+                            let (offset, epoch, metadata, code) = parts(v);
                             let mut r = OffsetFetchResponsePartitions::default();
                             r.partition_index = *p;
                             r.committed_offset = offset;
                             r.committed_leader_epoch = epoch;
                             r.metadata = Some(metadata);
+                            r.error_code = code.code();
                             r
                         })
                         .collect();
@@ -104,7 +126,7 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                 .map(|t| (t.name.as_str().to_owned(), t.partition_indexes.clone()))
                 .collect()
         });
-        response.topics = lookup(&groups, req.group_id.as_str(), topics)
+        response.topics = lookup(&groups, req.group_id.as_str(), topics, req.require_stable)
             .into_iter()
             .map(|(name, partitions)| {
                 let mut t = OffsetFetchResponseTopic::default();
@@ -112,7 +134,7 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                 t.partitions = partitions
                     .iter()
                     .map(|(p, v)| {
-                        let (offset, epoch, metadata) = parts(v);
+                        let (offset, epoch, metadata, code) = parts(v);
                         let mut r = OffsetFetchResponsePartition::default();
                         r.partition_index = *p;
                         r.committed_offset = offset;
@@ -120,6 +142,7 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                             r.committed_leader_epoch = epoch;
                         }
                         r.metadata = Some(metadata);
+                        r.error_code = code.code();
                         r
                     })
                     .collect();

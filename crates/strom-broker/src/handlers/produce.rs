@@ -1,15 +1,20 @@
 //! Produce (key 0): append one record batch per partition; answer per `acks`.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use strom_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use strom_protocol::messages::{ProduceRequest, ProduceResponse, StrBytes};
+use strom_protocol::records::BatchHeader;
 use strom_protocol::ErrorCode;
 
 use super::HandlerResult;
 use crate::dispatch::{Outcome, Request};
+use crate::partition::{Partition, PartitionError};
 use crate::state::{now_ms, State};
+use crate::txn::{ProducerIdAndEpoch, TopicPartition};
 
 fn failed(index: i32, code: ErrorCode, message: Option<String>) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default();
@@ -27,6 +32,63 @@ fn failed(index: i32, code: ErrorCode, message: Option<String>) -> PartitionProd
     p
 }
 
+/// KIP-890: before the first transactional batch of a producer lands in a
+/// partition, check with the transaction coordinator. Produce v11 and older
+/// (part 1) only verify that the client added the partition to its ongoing
+/// transaction: a produce that arrives late, after its transaction ended (a
+/// hung request, a zombie), is refused instead of opening a transaction the
+/// coordinator knows nothing about, which would hold back the last stable
+/// offset until its timeout. Produce v12+ (part 2, transaction version 2)
+/// comes from clients that do not send AddPartitionsToTxn: the partition is
+/// added to the transaction here, which is fenced by epoch like any other
+/// request of an earlier transaction.
+async fn verify_transaction(
+    state: &State,
+    version: i16,
+    transactional_id: &str,
+    partition: &Arc<Partition>,
+    records: &Bytes,
+) -> Result<(), PartitionError> {
+    let Ok(header) = BatchHeader::parse(records) else {
+        // Malformed: the append's validation answers it.
+        return Ok(());
+    };
+    if !header.is_transactional() || header.is_control() {
+        return Ok(());
+    }
+    let open_here = partition.with_log(|log| {
+        log.producer_state(header.producer_id).is_some_and(|e| {
+            e.current_txn_first_offset.is_some() && e.producer_epoch == header.producer_epoch
+        })
+    });
+    if open_here {
+        return Ok(());
+    }
+    let tp = TopicPartition::new(partition.topic.as_str(), partition.index);
+    let producer = ProducerIdAndEpoch::new(header.producer_id, header.producer_epoch);
+    // Produce v11 and older predate TRANSACTION_ABORTABLE.
+    state
+        .txn
+        .verify_partition(
+            state,
+            transactional_id,
+            producer,
+            &tp,
+            version >= 12,
+            version <= 10,
+        )
+        .await
+        .map_err(|code| {
+            PartitionError::new(
+                code,
+                format!(
+                    "producer {} epoch {} has no ongoing transaction with {tp}",
+                    header.producer_id, header.producer_epoch
+                ),
+            )
+        })
+}
+
 pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> HandlerResult {
     let mut req: ProduceRequest = request.decode(state, body)?;
     let acks = req.acks;
@@ -41,19 +103,29 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
             let index = partition.index;
             let response = if !acks_valid {
                 failed(index, ErrorCode::InvalidRequiredAcks, None)
-            } else if req.transactional_id.is_some() {
-                // Transactions are not served yet, and ApiVersions does not advertise them.
-                failed(
-                    index,
-                    ErrorCode::TransactionalIdAuthorizationFailed,
-                    Some("transactions are not supported".into()),
-                )
             } else {
                 match state.replicas.get(&name, index) {
                     None => failed(index, ErrorCode::UnknownTopicOrPartition, None),
                     Some(p) => {
                         let records = partition.records.take().unwrap_or_default();
-                        match p.append(&records, now_ms()).await {
+                        let verified = match req.transactional_id.as_ref() {
+                            Some(id) => {
+                                verify_transaction(
+                                    state,
+                                    request.version,
+                                    id.as_str(),
+                                    &p,
+                                    &records,
+                                )
+                                .await
+                            }
+                            None => Ok(()),
+                        };
+                        let appended = match verified {
+                            Ok(()) => p.append(&records, now_ms()).await,
+                            Err(e) => Err(e),
+                        };
+                        match appended {
                             Ok(a) => {
                                 appended_any = true;
                                 let mut r = PartitionProduceResponse::default();

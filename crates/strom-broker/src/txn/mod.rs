@@ -93,6 +93,7 @@ pub mod coordinator;
 mod end_txn;
 mod init;
 pub mod records;
+pub mod runtime;
 pub mod state;
 #[cfg(test)]
 mod tests;

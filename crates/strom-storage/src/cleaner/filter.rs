@@ -18,6 +18,7 @@ use strom_protocol::records::{
     LOG_OVERHEAD, MAGIC_V2, NO_TIMESTAMP,
 };
 
+use super::aborted::AbortedBatches;
 use super::offset_map::OffsetMap;
 
 /// What one cleaning pass knows when it filters a batch.
@@ -35,6 +36,8 @@ pub(crate) struct FilterContext<'a> {
     /// Producer id → last offset of its last data batch, for producers the log
     /// still tracks: that batch is kept (possibly empty) to preserve sequences.
     pub last_batch_of_producer: &'a HashMap<i64, i64>,
+    /// Batches of aborted transactions: all their records go.
+    pub aborted: &'a AbortedBatches,
 }
 
 /// The fate of one batch.
@@ -55,6 +58,8 @@ pub(crate) struct Removed {
     pub records: u64,
     /// Tombstones among them.
     pub tombstones: u64,
+    /// Records of an aborted transaction among them.
+    pub aborted: u64,
 }
 
 impl FilterContext<'_> {
@@ -79,11 +84,23 @@ impl FilterContext<'_> {
 
     /// Decides what happens to `batch` (whose header is `h`).
     pub fn filter(&self, batch: &[u8], h: &BatchHeader) -> Filtered {
-        // Transaction markers and transactional data are kept as written: the
-        // log has no aborted-transaction index yet, so the cleaner cannot tell
-        // committed from aborted records (see the module docs of `cleaner`).
-        if h.is_control() || h.is_transactional() || h.base_offset >= self.map_end {
+        // Transaction markers are kept as written (see the module docs of
+        // `cleaner`); committed transactional data is filtered like any data.
+        if h.is_control() || h.base_offset >= self.map_end {
             return Filtered::Unchanged;
+        }
+        if self.aborted.contains(h) {
+            let count = u64::try_from(h.records_count).unwrap_or(0);
+            let removed = Removed {
+                records: count,
+                tombstones: 0,
+                aborted: count,
+            };
+            return if self.is_last_batch_of_producer(h) {
+                Filtered::Rewritten(empty_batch(h), removed)
+            } else {
+                Filtered::Dropped(removed)
+            };
         }
         if h.records_count == 0 {
             return if self.is_last_batch_of_producer(h) {

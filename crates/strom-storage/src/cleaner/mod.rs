@@ -9,23 +9,33 @@
 //!
 //! 1. maps every key of the dirty section to its latest offset (a bounded
 //!    key → offset map; if the keys do not fit, only the prefix that fits is
-//!    mapped and the rest waits for the next pass, as in Kafka);
+//!    mapped and the rest waits for the next pass, as in Kafka), skipping the
+//!    records of aborted transactions so they can never shadow a committed
+//!    value;
 //! 2. rewrites every segment from the log start up to the end of the mapped
 //!    range, in groups that may merge small neighbours into one segment
 //!    (keeping the first one's base offset): a record survives if it is past
 //!    the map, or the latest of its key and not a tombstone past its delete
-//!    horizon; keyless records go. Batches that lose records are re-encoded
+//!    horizon; keyless records go; records of aborted transactions (per the
+//!    aborted-transaction index) go whatever their key. Records of committed
+//!    transactions are ordinary records. Batches that lose records are re-encoded
 //!    with their codec; offsets never change. A batch left empty is dropped
 //!    unless it is its producer's last, which is kept empty so the producer's
 //!    sequence survives (Kafka does the same);
 //! 3. sets the delete horizon (now + `delete.retention.ms`, KIP-534) on batches
 //!    first cleaned with tombstones; a later pass after the horizon drops them;
-//! 4. swaps the cleaned segments in crash-safely (`swap.rs`) and moves the
+//! 4. swaps the cleaned segments in crash-safely (`swap.rs`), each with the
+//!    aborted-transaction entries of the segments it replaces, and moves the
 //!    first dirty offset to the end of the mapped range.
 //!
+//! Because the dirty section ends at the first unstable offset, no open
+//! transaction is ever cleaned: every transactional batch below it belongs
+//! to a transaction whose marker is in the log.
+//!
 //! Deviations from Kafka, all on the safe side (they keep records, never lose
-//! them): transactional batches and transaction markers are kept as written
-//! (there is no aborted-transaction index yet to tell aborted records apart);
+//! them): transaction markers (control batches) are always kept — Kafka
+//! removes a marker once its transaction's records are gone and its delete
+//! horizon has passed — so their `.txnindex` entries stay valid as they are;
 //! the pass runs under the log's `&mut self`, so appends to this partition
 //! wait for it (Kafka cleans concurrently, copying segments in the
 //! background); the checkpoint is one file per partition, not per log
@@ -33,6 +43,7 @@
 //! after a restart expired tombstones wait for the next pass the dirty ratio
 //! triggers.
 
+mod aborted;
 mod filter;
 mod offset_map;
 mod swap;
@@ -42,6 +53,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use strom_protocol::records::{decode_batch, BatchHeader};
 
+use aborted::AbortedBatches;
 use offset_map::OffsetMap;
 pub use offset_map::ENTRY_OVERHEAD_BYTES;
 pub(crate) use swap::recover_swaps;
@@ -105,8 +117,11 @@ pub struct CleanOutcome {
     pub bytes_after: u64,
     /// Records removed: superseded, keyless, and expired tombstones.
     pub records_removed: u64,
-    /// Tombstones among `records_removed`.
+    /// Tombstones among `records_removed` (records of aborted transactions are
+    /// removed without being decoded and never count here).
     pub tombstones_removed: u64,
+    /// Records of aborted transactions among `records_removed`.
+    pub aborted_records_removed: u64,
     /// Distinct keys mapped from the dirty section.
     pub keys_mapped: usize,
     /// The new first dirty offset: everything below it is now clean.
@@ -194,11 +209,10 @@ impl PartitionLog {
     /// `(first dirty offset, first uncleanable offset)`.
     fn cleanable_range(&self, now_ms: i64) -> Result<(i64, i64), StorageError> {
         let active = self.segments.len() - 1;
+        // Never clean an open transaction: its outcome is not known yet.
         let mut uncleanable = self.active().base_offset();
-        for entry in self.producers.entries() {
-            if let Some(first) = entry.current_txn_first_offset {
-                uncleanable = uncleanable.min(first);
-            }
+        if let Some(first) = self.first_unstable_offset() {
+            uncleanable = uncleanable.min(first);
         }
         let first_dirty = self.cleaner_checkpoint.max(self.log_start_offset);
         if self.config.min_compaction_lag_ms > 0 {
@@ -239,14 +253,20 @@ impl PartitionLog {
             return Ok(outcome);
         }
         let (first_dirty, first_uncleanable) = self.cleanable_range(now_ms)?;
+        let active = self.segments.len() - 1;
+        let start = self.segment_index_for(self.log_start_offset);
+        // Every aborted transaction with records in the range to clean,
+        // wherever its marker is (possibly in a later, even the active, segment).
+        let aborted = AbortedBatches::new(
+            self.aborted_transactions(self.segments[start].base_offset(), first_uncleanable),
+        );
         let mut map = OffsetMap::new(config.dedupe_buffer_bytes);
-        let map_end = self.build_offset_map(&mut map, first_dirty, first_uncleanable, config)?;
+        let map_end =
+            self.build_offset_map(&mut map, first_dirty, first_uncleanable, &aborted, config)?;
         outcome.map_full = map_end < first_uncleanable;
         outcome.keys_mapped = map.len();
         outcome.cleaned_up_to = map_end;
 
-        let active = self.segments.len() - 1;
-        let start = self.segment_index_for(self.log_start_offset);
         let end = self.segments[..active].partition_point(|s| s.base_offset() < map_end);
         let last_batch_of_producer: HashMap<i64, i64> = self
             .producers
@@ -260,6 +280,7 @@ impl PartitionLog {
             delete_retention_ms: self.config.delete_retention_ms,
             max_uncompressed_bytes: config.max_batch_uncompressed_bytes,
             last_batch_of_producer: &last_batch_of_producer,
+            aborted: &aborted,
         };
         let mut horizon = None;
         let mut crash_after = config.crash_after;
@@ -296,14 +317,16 @@ impl PartitionLog {
         Ok(outcome)
     }
 
-    /// Maps the keys of `[first_dirty, first_uncleanable)` and returns the end
-    /// of the mapped range: `first_uncleanable`, or the offset of the first
+    /// Maps the keys of `[first_dirty, first_uncleanable)`, except those of
+    /// control batches and of `aborted` transactions, and returns the end of
+    /// the mapped range: `first_uncleanable`, or the offset of the first
     /// record whose key did not fit.
     fn build_offset_map(
         &self,
         map: &mut OffsetMap,
         first_dirty: i64,
         first_uncleanable: i64,
+        aborted: &AbortedBatches,
         config: &CleanerConfig,
     ) -> Result<i64, StorageError> {
         if first_dirty >= first_uncleanable {
@@ -321,7 +344,7 @@ impl PartitionLog {
                 if h.base_offset >= first_uncleanable {
                     return Ok(first_uncleanable);
                 }
-                if !h.is_control() && !h.is_transactional() && h.records_count > 0 {
+                if !h.is_control() && !aborted.contains(&h) && h.records_count > 0 {
                     let bytes = Bytes::from(segment.read_bytes(pos, h.total_len())?);
                     match decode_batch(&bytes, config.max_batch_uncompressed_bytes) {
                         Ok((_, records)) => {
@@ -391,7 +414,7 @@ impl PartitionLog {
         let written = written
             .and_then(|removed| out.seal().map(|_| removed))
             .and_then(|removed| out.sync().map(|_| removed));
-        let (records, tombstones) = match written {
+        let (records, tombstones, aborted) = match written {
             Ok(removed) => removed,
             Err(e) => {
                 drop(out);
@@ -409,6 +432,15 @@ impl PartitionLog {
             return Err(self.go_offline(e));
         }
         let cleaned = match Segment::open(&self.fs, &self.dir, base, &self.config, false, now_ms) {
+            Ok((segment, _)) if segment.txn_index_stale() => {
+                // Only a reopen can rebuild it (it needs producer state replay).
+                let e = StorageError::io(
+                    "reopen cleaned segment",
+                    self.dir.clone(),
+                    std::io::Error::other("transaction index of the cleaned segment unreadable"),
+                );
+                return Err(self.go_offline(e));
+            }
             Ok((segment, _)) => segment,
             Err(e) => return Err(self.go_offline(e)),
         };
@@ -418,11 +450,13 @@ impl PartitionLog {
         outcome.bytes_after += bytes_after;
         outcome.records_removed += records;
         outcome.tombstones_removed += tombstones;
+        outcome.aborted_records_removed += aborted;
         Ok(())
     }
 
-    /// Filters every batch of `group` into `out`; returns
-    /// `(records removed, tombstones removed)`.
+    /// Filters every batch of `group` into `out` and carries over the
+    /// members' aborted-transaction entries (their markers are all kept);
+    /// returns `(records removed, tombstones removed, aborted records removed)`.
     fn write_cleaned(
         &self,
         group: &std::ops::Range<usize>,
@@ -430,8 +464,8 @@ impl PartitionLog {
         ctx: &FilterContext<'_>,
         now_ms: i64,
         horizon: &mut Option<i64>,
-    ) -> Result<(u64, u64), StorageError> {
-        let (mut records, mut tombstones) = (0, 0);
+    ) -> Result<(u64, u64, u64), StorageError> {
+        let (mut records, mut tombstones, mut aborted) = (0, 0, 0);
         let mut buf = Vec::new();
         let mut headers = Vec::new();
         for segment in &self.segments[group.clone()] {
@@ -445,11 +479,13 @@ impl PartitionLog {
                     Filtered::Dropped(removed) => {
                         records += removed.records;
                         tombstones += removed.tombstones;
+                        aborted += removed.aborted;
                         continue;
                     }
                     Filtered::Rewritten(rewritten, removed) => {
                         records += removed.records;
                         tombstones += removed.tombstones;
+                        aborted += removed.aborted;
                         rewritten
                     }
                 };
@@ -467,7 +503,10 @@ impl PartitionLog {
             }
         }
         append_cleaned(out, &mut buf, &mut headers, now_ms)?;
-        Ok((records, tombstones))
+        for segment in &self.segments[group.clone()] {
+            out.append_aborted_txns(segment.aborted_txns())?;
+        }
+        Ok((records, tombstones, aborted))
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 /// Bytes charged per entry on top of the key: the `HashMap` slot (boxed key
 /// pointer + length + offset ≈ 24 bytes), the key's heap allocation header and
 /// the table's spare capacity. A deliberate over-estimate so that
-/// [`OffsetMap::bytes_used`] bounds the real memory.
+/// `OffsetMap::bytes_used` bounds the real memory.
 pub const ENTRY_OVERHEAD_BYTES: usize = 64;
 
 /// Key → offset of the last record with that key in the section mapped so far.

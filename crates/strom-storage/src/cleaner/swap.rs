@@ -5,12 +5,12 @@
 //! For a group of segments `[b0, …, bk]` whose successor starts at `end`:
 //!
 //! 1. The cleaner writes `<b0>.log.cleaned`, `.index.cleaned`,
-//!    `.timeindex.cleaned` and fsyncs them.
+//!    `.timeindex.cleaned`, `.txnindex.cleaned` and fsyncs them.
 //! 2. It writes the manifest `cleaner-swap` (`b0`, `end`) atomically and durably.
 //!    Kafka infers the replaced range from the swap segment's own offsets;
 //!    that misses a trailing member whose records were all removed, so Strom
 //!    records the range.
-//! 3. It renames the three files to `.swap` — the indexes first, the log
+//! 3. It renames the four files to `.swap` — the indexes first, the log
 //!    last — and fsyncs the directory. From here on the clean is committed.
 //! 4. It deletes the original files of `bk` … `b0` (newest first).
 //! 5. It renames the `.swap` files to their final names (log last), fsyncs the
@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{
     offset_file, parse_offset_file_name, remove_file_if_exists, sync_dir, write_atomic, INDEX_EXT,
-    LOG_EXT, TIME_INDEX_EXT,
+    LOG_EXT, SEGMENT_EXTS, TIME_INDEX_EXT, TXN_INDEX_EXT,
 };
 use crate::error::StorageError;
 
@@ -39,6 +39,9 @@ pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 pub(crate) const SWAP_SUFFIX: &str = ".swap";
 /// The replaced range of the swap in progress: version, first base, end offset.
 pub(crate) const SWAP_MANIFEST: &str = "cleaner-swap";
+/// A segment's files in the order they are renamed: indexes first, the log
+/// last, so a `.swap` log means every index reached `.swap` before it.
+const RENAME_ORDER: [&str; 4] = [INDEX_EXT, TIME_INDEX_EXT, TXN_INDEX_EXT, LOG_EXT];
 
 /// Steps of the swap, for tests that simulate a crash right after one of them.
 #[doc(hidden)]
@@ -79,7 +82,7 @@ fn simulated_crash(dir: &Path, step: SwapStep) -> StorageError {
 
 /// Deletes the `.cleaned` files of `base` (an abandoned step 1).
 pub(crate) fn remove_cleaned(dir: &Path, base: i64) -> Result<(), StorageError> {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+    for ext in SEGMENT_EXTS {
         remove_file_if_exists(&suffixed(dir, base, ext, CLEANED_SUFFIX))?;
     }
     Ok(())
@@ -106,7 +109,7 @@ pub(crate) fn install(
         true,
     )?;
     stop(SwapStep::ManifestWritten)?;
-    for ext in [INDEX_EXT, TIME_INDEX_EXT, LOG_EXT] {
+    for ext in RENAME_ORDER {
         rename(
             &suffixed(dir, base, ext, CLEANED_SUFFIX),
             &suffixed(dir, base, ext, SWAP_SUFFIX),
@@ -115,7 +118,7 @@ pub(crate) fn install(
     sync_dir(dir)?;
     stop(SwapStep::RenamedToSwap)?;
     for (i, &member) in members.iter().rev().enumerate() {
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        for ext in SEGMENT_EXTS {
             remove_file_if_exists(&offset_file(dir, member, ext))?;
         }
         if i == 0 {
@@ -130,7 +133,7 @@ pub(crate) fn install(
 
 /// Step 5's renames (those whose `.swap` file still exists), log last.
 fn finish(dir: &Path, base: i64) -> Result<(), StorageError> {
-    for ext in [INDEX_EXT, TIME_INDEX_EXT, LOG_EXT] {
+    for ext in RENAME_ORDER {
         let swap = suffixed(dir, base, ext, SWAP_SUFFIX);
         if swap.exists() {
             rename(&swap, &offset_file(dir, base, ext))?;
@@ -167,7 +170,7 @@ pub(crate) fn recover_swaps(dir: &Path) -> Result<(), StorageError> {
         } else if let Some(stem) = name.strip_suffix(SWAP_SUFFIX) {
             swaps.push((stem.to_string(), entry.path()));
         } else {
-            for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            for ext in SEGMENT_EXTS {
                 if let Some(base) = parse_offset_file_name(name, ext) {
                     plain.push((base, entry.path()));
                 }

@@ -1,4 +1,4 @@
-//! One segment: `<base>.log` with its `.index` and `.timeindex`.
+//! One segment: `<base>.log` with its `.index`, `.timeindex` and `.txnindex`.
 //!
 //! A segment holds whole batches with increasing offsets starting at or after
 //! its base offset. The in-memory fields (`size`, `next_offset`, largest
@@ -11,12 +11,16 @@ use std::sync::Arc;
 
 use strom_protocol::records::BatchHeader;
 
-use crate::checkpoint::{offset_file, remove_file_if_exists, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+use crate::checkpoint::{
+    offset_file, remove_file_if_exists, INDEX_EXT, LOG_EXT, SEGMENT_EXTS, TIME_INDEX_EXT,
+    TXN_INDEX_EXT,
+};
 use crate::config::LogConfig;
 use crate::error::StorageError;
 use crate::index::OffsetIndex;
 use crate::io::{FileSystem, SegmentFile};
 use crate::time_index::TimeIndex;
+use crate::txn_index::{AbortedTxn, TransactionIndex};
 
 mod scan;
 #[cfg(test)]
@@ -54,6 +58,11 @@ pub struct Segment {
     log: Box<dyn SegmentFile>,
     index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TransactionIndex,
+    /// The `.txnindex` does not describe the log (missing, damaged, or reset
+    /// by recovery) and must be rebuilt from producer state replay before
+    /// anyone reads it; see [`Segment::rebuild_txn_index`].
+    txn_index_stale: bool,
     /// Bytes of whole batches in the log file.
     size: u64,
     /// Last offset + 1, or the base offset when empty.
@@ -90,6 +99,9 @@ impl Segment {
                 .map_err(|e| StorageError::io("open", path, e))
         };
         let log_path = path_of(LOG_EXT);
+        // Checked before opening, which creates the file: a missing index
+        // must be rebuilt, not read as "no aborted transactions".
+        let txn_index_existed = path_of(TXN_INDEX_EXT).exists();
         let log = open(LOG_EXT)?;
         let index = OffsetIndex::new(open(INDEX_EXT)?, base_offset, config.segment_index_bytes);
         let time_index = TimeIndex::new(
@@ -97,6 +109,7 @@ impl Segment {
             base_offset,
             config.segment_index_bytes,
         );
+        let txn_index = TransactionIndex::new(open(TXN_INDEX_EXT)?);
         let size = log
             .size()
             .map_err(|e| StorageError::io("stat", &log_path, e))?;
@@ -106,6 +119,8 @@ impl Segment {
             log,
             index,
             time_index,
+            txn_index,
+            txn_index_stale: !txn_index_existed,
             size,
             next_offset: base_offset,
             max_timestamp: -1,
@@ -127,7 +142,7 @@ impl Segment {
         Self::create_with_suffix(fs, dir, base_offset, config, "")
     }
 
-    /// [`Segment::create`] with `suffix` appended to the three file names
+    /// [`Segment::create`] with `suffix` appended to the four file names
     /// (the log cleaner writes `<base>.log.cleaned` and its indexes).
     pub fn create_with_suffix(
         fs: &Arc<dyn FileSystem>,
@@ -141,15 +156,21 @@ impl Segment {
             .set_len(0)
             .and_then(|_| s.index.reset())
             .and_then(|_| s.time_index.reset())
+            .and_then(|_| s.txn_index.reset())
             .map_err(|e| StorageError::io("create segment", &s.log_path, e))?;
+        s.txn_index_stale = false;
         s.size = 0;
         s.dirty = true;
         Ok(s)
     }
 
     /// Opens an existing segment. With `recover`, every batch is read and
-    /// CRC-checked and the indexes rebuilt; otherwise the indexes are loaded and
-    /// sanity-checked, falling back to recovery if they (or the log tail) are bad.
+    /// CRC-checked and the offset and time indexes rebuilt; otherwise the
+    /// indexes are loaded and sanity-checked, falling back to recovery if they
+    /// (or the log tail) are bad. A recovered segment, or one whose
+    /// `.txnindex` is missing or does not fit the log, comes back with
+    /// [`Segment::txn_index_stale`] set: the caller rebuilds that index by
+    /// replaying producer state, which needs the state before this segment.
     pub fn open(
         fs: &Arc<dyn FileSystem>,
         dir: &Path,
@@ -167,6 +188,9 @@ impl Segment {
             }
         }
         let truncation = if recover { s.recover()? } else { None };
+        if !s.txn_index_stale {
+            s.load_txn_index()?;
+        }
         if s.size > 0 {
             // segment.ms counts from the first batch; after a restart Kafka uses
             // that batch's timestamp, falling back to "now" when it has none.
@@ -177,6 +201,27 @@ impl Segment {
             s.roll_base_ms = Some(if first >= 0 { first } else { now_ms });
         }
         Ok((s, truncation))
+    }
+
+    /// Loads the `.txnindex` and checks it against the log; marks it stale
+    /// (to be rebuilt) if it does not fit.
+    fn load_txn_index(&mut self) -> Result<(), StorageError> {
+        let loaded = self
+            .txn_index
+            .load(self.base_offset, self.size)
+            .map_err(|e| self.io_err("read transaction index", e))?;
+        let result = loaded.and_then(|()| match self.txn_index.entries().last() {
+            Some(t) if t.last_offset >= self.next_offset => Err(format!(
+                "aborted transaction marker {} beyond the log end {}",
+                t.last_offset, self.next_offset
+            )),
+            _ => Ok(()),
+        });
+        if let Err(reason) = result {
+            tracing::warn!(segment = %self.log_path.display(), %reason, "rebuilding transaction index");
+            self.txn_index_stale = true;
+        }
+        Ok(())
     }
 
     fn io_err(&self, op: &'static str, e: io::Error) -> StorageError {
@@ -262,7 +307,7 @@ impl Segment {
         Ok(())
     }
 
-    /// Fsyncs the log and both indexes if anything was written since the last sync.
+    /// Fsyncs the log and its indexes if anything was written since the last sync.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         if self.dirty {
             self.log.sync_data().map_err(|e| self.io_err("fsync", e))?;
@@ -272,14 +317,17 @@ impl Segment {
             self.time_index
                 .sync()
                 .map_err(|e| self.io_err("fsync time index", e))?;
+            self.txn_index
+                .sync()
+                .map_err(|e| self.io_err("fsync transaction index", e))?;
             self.dirty = false;
         }
         Ok(())
     }
 
-    /// Deletes the three files (the segment must not be used afterwards).
+    /// Deletes the segment's files (the segment must not be used afterwards).
     pub fn delete_files(&self, dir: &Path) -> Result<(), StorageError> {
-        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        for ext in SEGMENT_EXTS {
             remove_file_if_exists(&offset_file(dir, self.base_offset, ext))?;
         }
         Ok(())
@@ -334,6 +382,48 @@ impl Segment {
     /// Bytes in the log file.
     pub fn size(&self) -> u64 {
         self.size
+    }
+    /// The aborted transactions whose ABORT marker is in this segment, in
+    /// marker order (empty while [`Segment::txn_index_stale`]).
+    pub fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+    /// Kafka's `collectAbortedTxns` on this segment; see
+    /// [`TransactionIndex::collect`]. Returns whether the search is complete.
+    pub fn collect_aborted_txns(
+        &self,
+        start: i64,
+        upper_bound: i64,
+        out: &mut Vec<AbortedTxn>,
+    ) -> bool {
+        self.txn_index.collect(start, upper_bound, out)
+    }
+    /// Whether the `.txnindex` must be rebuilt before it can be trusted.
+    pub fn txn_index_stale(&self) -> bool {
+        self.txn_index_stale
+    }
+    /// Records ABORT markers written to this segment (each after the last
+    /// one recorded). On failure the caller must take the log offline: the
+    /// markers are in the log but not in the index.
+    pub fn append_aborted_txns(&mut self, txns: &[AbortedTxn]) -> Result<(), StorageError> {
+        debug_assert!(txns.iter().all(|t| t.last_offset < self.next_offset));
+        self.txn_index
+            .append(txns)
+            .map_err(|e| self.io_err("write transaction index", e))?;
+        self.dirty |= !txns.is_empty();
+        Ok(())
+    }
+    /// Replaces the `.txnindex` with `txns` (rebuilt by replaying the
+    /// segment's markers) and clears [`Segment::txn_index_stale`].
+    pub fn rebuild_txn_index(&mut self, txns: &[AbortedTxn]) -> Result<(), StorageError> {
+        self.txn_index
+            .reset()
+            .and_then(|_| self.txn_index.append(txns))
+            .map_err(|e| self.io_err("rebuild transaction index", e))?;
+        self.txn_index_stale = false;
+        self.dirty = true;
+        tracing::info!(segment = %self.log_path.display(), aborted = txns.len(), "rebuilt transaction index");
+        Ok(())
     }
     /// `(largest batch max timestamp, base offset of its batch)`, if any batch has one.
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {

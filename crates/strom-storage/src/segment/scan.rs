@@ -41,7 +41,8 @@ fn corrupt(e: RecordError) -> io::Error {
 }
 
 impl Segment {
-    /// Loads both indexes and scans the log after the last offset index entry.
+    /// Loads the offset and time indexes and scans the log after the last
+    /// offset index entry.
     pub(super) fn load_indexes(&mut self) -> Result<Result<(), String>, StorageError> {
         if let Err(reason) = self
             .index
@@ -112,15 +113,19 @@ impl Segment {
         Ok(Ok(()))
     }
 
-    /// Reads and validates every batch, rebuilds both indexes, and truncates the
-    /// file at the first batch that is partial, fails its CRC, or breaks offset
-    /// order. Returns what was cut off.
+    /// Reads and validates every batch, rebuilds the offset and time indexes,
+    /// and truncates the file at the first batch that is partial, fails its
+    /// CRC, or breaks offset order. Returns what was cut off. The transaction
+    /// index is emptied and marked stale: rebuilding it needs producer state
+    /// (the log does that, see [`Segment::rebuild_txn_index`]).
     pub fn recover(&mut self) -> Result<Option<Truncation>, StorageError> {
         let file_len = self.log.size().map_err(|e| self.io_err("stat", e))?;
         self.index
             .reset()
             .and_then(|_| self.time_index.reset())
+            .and_then(|_| self.txn_index.reset())
             .map_err(|e| self.io_err("reset index", e))?;
+        self.txn_index_stale = true;
         let mut pos = 0u64;
         let mut next = self.base_offset;
         let (mut max_ts, mut max_off) = (-1i64, -1i64);
@@ -289,8 +294,8 @@ impl Segment {
         Ok((buf, next))
     }
 
-    /// Removes the batch containing `offset` and everything after it. Returns
-    /// the bytes removed.
+    /// Removes the batch containing `offset` and everything after it, with
+    /// the aborted transactions whose markers went. Returns the bytes removed.
     pub fn truncate_to(&mut self, offset: i64) -> Result<u64, StorageError> {
         let Some((pos, header)) = self.find_batch(offset)? else {
             return Ok(0);
@@ -303,6 +308,7 @@ impl Segment {
         self.index
             .truncate_to_position(pos)
             .and_then(|_| self.time_index.truncate_to_offset(header.base_offset))
+            .and_then(|_| self.txn_index.truncate_to(header.base_offset))
             .map_err(|e| self.io_err("truncate index", e))?;
         if let Err(reason) = self.rescan_tail()? {
             // Cannot happen for data that passed validation; rebuild to be safe.

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod compact;
+pub mod txn;
 
 use std::path::Path;
 

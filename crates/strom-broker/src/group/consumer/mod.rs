@@ -434,6 +434,33 @@ impl ConsumerGroup {
         Ok(())
     }
 
+    /// TxnOffsetCommit validation (Kafka's `validateOffsetCommit` with
+    /// `isTransactional`): as OffsetCommit, but a request without member id,
+    /// epoch and instance id (TxnOffsetCommit before v3) is not checked, and
+    /// a member epoch that does not match is ILLEGAL_GENERATION, the error
+    /// transactional producers understand.
+    pub fn validate_txn_offset_commit(
+        &self,
+        member_id: &str,
+        group_instance_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), ErrorCode> {
+        if member_epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        if member_epoch == -1 && member_id.is_empty() && group_instance_id.is_none() {
+            return Ok(());
+        }
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or(ErrorCode::UnknownMemberId)?;
+        if member.member_epoch != member_epoch {
+            return Err(ErrorCode::IllegalGeneration);
+        }
+        Ok(())
+    }
+
     /// KIP-848 OffsetFetch validation (Kafka's `validateOffsetFetch`): without
     /// a member id and with a negative epoch (admin client, older versions) it
     /// is always allowed; otherwise as [`Self::validate_offset_commit`].

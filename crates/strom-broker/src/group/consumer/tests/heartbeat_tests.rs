@@ -365,3 +365,25 @@ fn snapshot_restores_the_same_group_with_fresh_timers() {
     );
     assert_eq!(s.resp(100_002, hb("b", 2)), "m=b e=2 a=foo:2,3");
 }
+
+#[test]
+fn txn_offset_commit_validation_skips_anonymous_commits_and_maps_stale_epochs() {
+    let mut s = Script::new(&[("foo", 2)]);
+    s.send(0, join("a", &["foo"]));
+    let g = &s.group;
+    // TxnOffsetCommit before v3 carries no member: not checked, even with members.
+    assert_eq!(g.validate_txn_offset_commit("", None, -1), Ok(()));
+    assert_eq!(g.validate_txn_offset_commit("a", None, 1), Ok(()));
+    assert_eq!(
+        g.validate_txn_offset_commit("a", None, 0),
+        Err(ErrorCode::IllegalGeneration)
+    );
+    assert_eq!(
+        g.validate_txn_offset_commit("b", None, 1),
+        Err(ErrorCode::UnknownMemberId)
+    );
+    assert_eq!(
+        g.validate_txn_offset_commit("", Some("i"), -1),
+        Err(ErrorCode::UnknownMemberId)
+    );
+}
