@@ -79,13 +79,17 @@ async fn verify_transaction(
         )
         .await
         .map_err(|code| {
-            PartitionError::new(
-                code,
-                format!(
-                    "producer {} epoch {} has no ongoing transaction with {tp}",
-                    header.producer_id, header.producer_epoch
-                ),
-            )
+            let (pid, epoch) = (header.producer_id, header.producer_epoch);
+            let message = match code {
+                ErrorCode::InvalidProducerEpoch => {
+                    format!("producer {pid} epoch {epoch} is older than the transaction's epoch")
+                }
+                ErrorCode::InvalidTxnState | ErrorCode::TransactionAbortable => {
+                    format!("producer {pid} epoch {epoch} has no ongoing transaction with {tp}")
+                }
+                other => format!("transaction check for {tp} failed: {other}"),
+            };
+            PartitionError::new(code, message)
         })
 }
 
