@@ -486,6 +486,80 @@ def test_consume_transform_produce_exactly_once_across_kill9_of_the_processor(st
         resume_problems)
     printed = sum(o["records"] for r in runs for o in r.objs("txn"))
 
+    check_ctp_output(java_classpath, bootstrap, in_topic, out_topic, group, partitions, per_partition, left,
+                     f"records reported committed {printed}; timings: input {t_input:.1f}s, processing with "
+                     f"{CTP_KILLS} kills {t_process:.1f}s", started)
+
+
+BROKER_KILLS = 2
+
+
+@pytest.mark.timeout(300)
+def test_consume_transform_produce_exactly_once_across_kill9_of_the_broker(strom, java_classpath, txn_procs):
+    """The broker, coordinator of every transaction and leader of every partition, is SIGKILLed
+    mid-stream and restarted on the same directory and port, twice. The processor keeps
+    going (its client retries) or, if a call fails for good, is restarted; either way the
+    recovered coordinator must finish or abort what was in flight, and the output must hold
+    every input exactly once."""
+    bootstrap, partitions = strom.bootstrap, 3
+    in_topic, out_topic, group, txn_id = "bk-in", "bk-out", "bk-group", "bk-txn"
+    started = time.monotonic()
+    deadline = started + CTP_BUDGET_S
+
+    def left(cap: float) -> float:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"out of the {CTP_BUDGET_S}s budget"
+        return min(cap, remaining)
+
+    create_topic(bootstrap, in_topic, partitions=partitions)
+    create_topic(bootstrap, out_topic, partitions=partitions)
+    per_partition = produce_input(bootstrap, in_topic, CTP_RECORDS, partitions)
+    seed = int(os.environ.get("STROM_COMPAT_TXN_SEED", str(random.randrange(1 << 30))))
+    rng = random.Random(seed)
+    targets = sorted(int(rng.uniform(0.1, 0.8) * CTP_RECORDS) for _ in range(BROKER_KILLS))
+    delays = [rng.uniform(0, 0.02) for _ in range(BROKER_KILLS)]
+    print(f"kill seed {seed} (STROM_COMPAT_TXN_SEED={seed} repeats it): broker after {targets} records + {delays} s")
+    args = ["ctp", bootstrap, in_topic, out_topic, group, txn_id, 240]
+    runs: list[TxnProcess] = []
+
+    def start_run() -> TxnProcess:
+        assert len(runs) < 2 * BROKER_KILLS + 2, f"too many processor restarts:\n{runs[-1].describe()}"
+        proc = TxnProcess(java_classpath, args)
+        txn_procs.append(proc)
+        runs.append(proc)
+        return proc
+
+    proc = start_run()
+    for target, delay in zip(targets, delays):
+        # Progress as the runs report it: the committed offsets of the latest run.
+        while True:
+            objs = proc.objs()
+            if sum(committed_progress(objs).values()) >= target and any("txn" in o for o in objs):
+                break
+            if proc.proc.poll() is not None:
+                proc = start_run()
+            time.sleep(0.05)
+            left(120)
+        time.sleep(delay)
+        strom.kill()
+        strom.restart()
+    while True:
+        rc = proc.wait(left(200))
+        if rc == 0 and proc.objs("finished"):
+            break
+        # A call that failed for good across the restart ends the run: start it again.
+        proc = start_run()
+    errors = [e for r in runs for e in failures(r.objs())]
+    print(f"{len(runs)} processor runs; errors they reported: {[e.get('error') for e in errors]}")
+    check_ctp_output(java_classpath, bootstrap, in_topic, out_topic, group, partitions, per_partition, left,
+                     f"{BROKER_KILLS} broker kills, {len(runs)} processor runs", started)
+
+
+def check_ctp_output(java_classpath: str, bootstrap: str, in_topic: str, out_topic: str, group: str,
+                     partitions: int, per_partition: dict[int, int], left, summary: str, started: float) -> None:
+    """The output of a consume-transform-produce run over CTP_RECORDS inputs, read_committed:
+    each input record exactly once, transformed, in its partition and in input order; the
+    group's offsets at the input's ends; the last stable offset at the high watermark."""
     # The output, read_committed: each input record exactly once, transformed, in the input's
     # partition and order.
     t0 = time.monotonic()
@@ -539,9 +613,8 @@ def test_consume_transform_produce_exactly_once_across_kill9_of_the_processor(st
     )
     total = time.monotonic() - started
     print(
-        f"ctp: {CTP_RECORDS} records; records reported committed {printed}; "
+        f"ctp: {CTP_RECORDS} records; {summary}; "
         f"output log {len(ru_records)} records ({len(ru_records) - CTP_RECORDS} aborted), ends {ru_ends}; "
-        f"timings: input {t_input:.1f}s, processing with {CTP_KILLS} kills {t_process:.1f}s, "
         f"read_committed read {t_read:.1f}s, total {total:.1f}s"
     )
 
