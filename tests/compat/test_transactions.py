@@ -826,3 +826,100 @@ def test_transaction_open_across_broker_kill9_completes_and_lso_advances(strom_f
     assert {(r["p"], r["o"]): r["v"] for r in ru_records if r["v"].startswith("held-")} == held, (
         "the held records are not in the log at their acknowledged offsets"
     )
+
+
+# ------------------------------------------------------------------ 6. librdkafka's transactional producer
+
+
+def test_confluent_kafka_transactions_commit_abort_and_send_offsets(strom):
+    """librdkafka's transactional producer (confluent-kafka): a committed transaction with
+    sendOffsetsToTransaction, an aborted one, and what read_committed / read_uncommitted
+    readers and the group's committed offsets show afterwards."""
+    from confluent_kafka import Consumer
+
+    bootstrap, topic, group = strom.bootstrap, "ck-txn", "ck-txn-group"
+    create_topic(bootstrap, topic, partitions=3)
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "ck-txn-1",
+                         "transaction.timeout.ms": 60000})
+    producer.init_transactions(30)
+    metadata_source = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        producer.begin_transaction()
+        for i in range(30):
+            producer.produce(topic, key=f"k{i}", value=f"c-{i}", partition=i % 3)
+        producer.send_offsets_to_transaction([TopicPartition(topic, 0, 7), TopicPartition(topic, 2, 9)],
+                                             metadata_source.consumer_group_metadata(), 30)
+        producer.commit_transaction(30)
+
+        producer.begin_transaction()
+        for i in range(30):
+            producer.produce(topic, key=f"k{i}", value=f"a-{i}", partition=i % 3)
+        producer.send_offsets_to_transaction([TopicPartition(topic, 0, 99)],
+                                             metadata_source.consumer_group_metadata(), 30)
+        producer.flush(30)
+        producer.abort_transaction(30)
+    finally:
+        metadata_source.close()
+
+    committed = read_confluent(bootstrap, topic, 3, "read_committed", expected=30)
+    assert sorted(r["v"] for r in committed) == sorted(f"c-{i}" for i in range(30))
+    uncommitted = read_confluent(bootstrap, topic, 3, "read_uncommitted", expected=60)
+    assert sorted(r["v"] for r in uncommitted) == sorted([f"c-{i}" for i in range(30)] + [f"a-{i}" for i in range(30)])
+    # Each partition: 10 committed records, their marker, 10 aborted records (after it).
+    for r in uncommitted:
+        i = int(r["v"][2:])
+        want = i // 3 + (0 if r["v"].startswith("c-") else 11)
+        assert r["o"] == want, f"{r} at offset {r['o']}, want {want}"
+    # Offsets sent in the committed transaction are the group's; the aborted one's are not.
+    assert committed_offsets(bootstrap, group) == {(topic, 0): 7, (topic, 2): 9}
+
+
+# ------------------------------------------------------------------ 7. the Admin client's transaction views
+
+
+def admin_views(classpath: str, bootstrap: str, topic: str, partitions: int, txn_id: str) -> dict:
+    p = run_txn(classpath, ["admin", bootstrap, topic, partitions, txn_id], 60)
+    errors = failures(p.objs())
+    assert p.proc.returncode == 0 and not errors, f"Txn admin failed: {errors}\n{p.describe()}"
+    return {k: p.objs(k)[0][k] for k in ("list", "describe", "producers")}
+
+
+def test_admin_lists_and_describes_transactions_and_producers(strom, java_classpath, txn_procs):
+    """Java Admin listTransactions / describeTransactions / describeProducers (what
+    kafka-transactions.sh uses) while a transaction is open and after it commits."""
+    bootstrap, topic, txn_id, partitions = strom.bootstrap, "adm-txn", "adm-txn-1", 3
+    create_topic(bootstrap, topic, partitions=partitions)
+    holder = TxnProcess(java_classpath, ["hold", bootstrap, topic, txn_id, 6, 60000], stdin=True)
+    txn_procs.append(holder)
+    holder.wait_for_key("sent", 60)
+    first_offset: dict[int, int] = {}
+    for o in holder.objs("o"):
+        first_offset[o["p"]] = min(first_offset.get(o["p"], o["o"]), o["o"])
+
+    views = admin_views(java_classpath, bootstrap, topic, partitions, txn_id)
+    listed = [t for t in views["list"] if t["id"] == txn_id]
+    assert len(listed) == 1 and listed[0]["state"] == "Ongoing", views["list"]
+    described = views["describe"]
+    assert described["state"] == "Ongoing" and described["timeout_ms"] == 60000, described
+    assert described["pid"] == listed[0]["pid"] and described["start_ms"] > 0, described
+    assert described["partitions"] == sorted(f"{topic}-{p}" for p in first_offset), described
+    for p in range(partitions):
+        producers = views["producers"][str(p)]
+        if p in first_offset:
+            assert [(x["pid"], x["txn_start"]) for x in producers] == [(described["pid"], first_offset[p])], producers
+        else:
+            assert producers == [], producers
+
+    holder.send("commit")
+    holder.wait_for_key("committed", 60)
+    wait_until(
+        "the transaction to complete",
+        lambda: admin_views(java_classpath, bootstrap, topic, partitions, txn_id)["describe"]["state"]
+        == "CompleteCommit",
+        timeout_s=30,
+        interval_s=0.5,
+    )
+    views = admin_views(java_classpath, bootstrap, topic, partitions, txn_id)
+    assert views["describe"]["partitions"] == [], views["describe"]
+    for p in first_offset:
+        assert [x["txn_start"] for x in views["producers"][str(p)]] == [-1], views["producers"]

@@ -18,6 +18,11 @@ import java.util.TreeMap;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.DescribeProducersResult;
+import org.apache.kafka.clients.admin.ProducerState;
+import org.apache.kafka.clients.admin.TransactionDescription;
+import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -98,6 +103,13 @@ import org.apache.kafka.common.serialization.StringSerializer;
  *       commit  commitTransaction: {"committed":true} (exit 0) or {"error":...,"class":...} (exit 1)
  *       abort   abortTransaction:  {"aborted":true} (exit 0) or {"error":...} (exit 1)
  *       halt    Runtime.halt(0): the process vanishes with its transaction open (also on EOF).
+ *
+ * admin &lt;bootstrap&gt; &lt;topic&gt; &lt;partitions&gt; &lt;transactional-id&gt;
+ *     The Admin client's transaction views: prints {"list":[{"id","pid","state"},...]}
+ *     (listTransactions), {"describe":{"state","pid","epoch","timeout_ms","start_ms","partitions":
+ *     ["topic-p",...]}} (describeTransactions of the id) and {"producers":{"partition":[{"pid",
+ *     "epoch","last_seq","txn_start"},...],...}} (describeProducers of partitions
+ *     0..partitions-1; txn_start -1 when no transaction is open). Exit 0, or 1 with {"error"}.
  * </pre>
  */
 public class Txn {
@@ -110,7 +122,8 @@ public class Txn {
             + "       Txn ctp <bootstrap> <in-topic> <out-topic> <group> <transactional-id> [max-runtime-s]"
             + " [consumer-property=value ...]\n"
             + "       Txn fence <bootstrap> <topic> <transactional-id>\n"
-            + "       Txn hold <bootstrap> <topic> <transactional-id> <count> <timeout-ms>";
+            + "       Txn hold <bootstrap> <topic> <transactional-id> <count> <timeout-ms>\n"
+            + "       Txn admin <bootstrap> <topic> <partitions> <transactional-id>";
 
     public static void main(String[] args) throws Exception {
         String mode = args.length > 0 ? args[0] : "";
@@ -136,6 +149,8 @@ public class Txn {
             rc = ctp(args[1], args[2], args[3], args[4], args[5], maxRuntimeS, extra);
         } else if (mode.equals("fence") && args.length == 4) {
             rc = fence(args[1], args[2], args[3]);
+        } else if (mode.equals("admin") && args.length == 5) {
+            rc = admin(args[1], args[2], Integer.parseInt(args[3]), args[4]);
         } else if (mode.equals("hold") && args.length == 6) {
             rc = hold(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
         } else {
@@ -578,6 +593,76 @@ public class Txn {
             return 1;
         } finally {
             closeQuietly(producer);
+        }
+    }
+
+    // ------------------------------------------------------------------ admin
+
+    static int admin(String bootstrap, String topic, int partitions, String transactionalId) {
+        Properties props = new Properties();
+        props.put("bootstrap.servers", bootstrap);
+        props.put("default.api.timeout.ms", "30000");
+        try (Admin admin = Admin.create(props)) {
+            StringBuilder list = new StringBuilder("{\"list\":[");
+            String sep = "";
+            for (TransactionListing t : admin.listTransactions().all().get()) {
+                list.append(sep).append("{\"id\":").append(jsonString(t.transactionalId()))
+                        .append(",\"pid\":").append(t.producerId())
+                        .append(",\"state\":").append(jsonString(t.state().toString())).append('}');
+                sep = ",";
+            }
+            emit(list.append("]}").toString());
+
+            TransactionDescription d = admin.describeTransactions(List.of(transactionalId))
+                    .description(transactionalId).get();
+            StringBuilder desc = new StringBuilder("{\"describe\":{\"state\":")
+                    .append(jsonString(d.state().toString()))
+                    .append(",\"pid\":").append(d.producerId())
+                    .append(",\"epoch\":").append(d.producerEpoch())
+                    .append(",\"timeout_ms\":").append(d.transactionTimeoutMs())
+                    .append(",\"start_ms\":").append(d.transactionStartTimeMs().orElse(-1))
+                    .append(",\"partitions\":[");
+            sep = "";
+            List<String> names = new ArrayList<>();
+            for (TopicPartition tp : d.topicPartitions()) {
+                names.add(tp.toString());
+            }
+            java.util.Collections.sort(names);
+            for (String n : names) {
+                desc.append(sep).append(jsonString(n));
+                sep = ",";
+            }
+            emit(desc.append("]}}").toString());
+
+            List<TopicPartition> tps = new ArrayList<>();
+            for (int p = 0; p < partitions; p++) {
+                tps.add(new TopicPartition(topic, p));
+            }
+            Map<TopicPartition, DescribeProducersResult.PartitionProducerState> states =
+                    admin.describeProducers(tps).all().get();
+            StringBuilder prod = new StringBuilder("{\"producers\":{");
+            sep = "";
+            for (TopicPartition tp : tps) {
+                prod.append(sep).append('"').append(tp.partition()).append("\":[");
+                String inner = "";
+                for (ProducerState ps : states.get(tp).activeProducers()) {
+                    prod.append(inner).append("{\"pid\":").append(ps.producerId())
+                            .append(",\"epoch\":").append(ps.producerEpoch())
+                            .append(",\"last_seq\":").append(ps.lastSequence())
+                            .append(",\"txn_start\":").append(ps.currentTransactionStartOffset().orElse(-1))
+                            .append('}');
+                    inner = ",";
+                }
+                prod.append(']');
+                sep = ",";
+            }
+            emit(prod.append("}}").toString());
+            return 0;
+        } catch (Exception e) {
+            Throwable cause = e.getCause() != null ? e.getCause() : e;
+            emit("{\"error\":" + jsonString(String.valueOf(cause)) + ",\"class\":"
+                    + jsonString(cause.getClass().getName()) + "}");
+            return 1;
         }
     }
 
