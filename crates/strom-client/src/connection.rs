@@ -207,6 +207,16 @@ impl Connection {
 
     /// The version used for `R`: the highest both this client and the broker speak.
     pub fn version_for<R: RequestResponsePair>(&self) -> Result<i16, ClientError> {
+        self.version_at_most::<R>(i16::MAX)
+    }
+
+    /// Like [`version_for`](Self::version_for), but no higher than `max_version`:
+    /// for callers whose protocol ends at an older version (the classic
+    /// transaction protocol uses EndTxn ≤ v4 and Produce ≤ v11, KIP-890).
+    pub fn version_at_most<R: RequestResponsePair>(
+        &self,
+        max_version: i16,
+    ) -> Result<i16, ClientError> {
         let key = R::API_KEY.value();
         let unsupported = ClientError::UnsupportedVersion { api_key: key };
         let (broker_min, broker_max) =
@@ -214,7 +224,8 @@ impl Connection {
         let ours = R::SUPPORTED_VERSIONS;
         let max = broker_max
             .min(ours.max().value())
-            .min(client_max_version(key).unwrap_or(i16::MAX));
+            .min(client_max_version(key).unwrap_or(i16::MAX))
+            .min(max_version);
         let min = broker_min.max(ours.min().value());
         if max < min {
             return Err(unsupported);
@@ -238,6 +249,19 @@ impl Connection {
         R: RequestResponsePair + KafkaEncode,
     {
         let version = self.version_for::<R>()?;
+        self.dispatch_at_version(req, version).await
+    }
+
+    /// [`dispatch`](Self::dispatch) at [`version_at_most`](Self::version_at_most)`(max_version)`.
+    pub async fn dispatch_at_most<R>(
+        &self,
+        req: &R,
+        max_version: i16,
+    ) -> Result<PendingResponse<R::Response>, ClientError>
+    where
+        R: RequestResponsePair + KafkaEncode,
+    {
+        let version = self.version_at_most::<R>(max_version)?;
         self.dispatch_at_version(req, version).await
     }
 

@@ -23,6 +23,13 @@ const CAPS: &[(i16, i16)] = &[
     // v10 addresses topics by id.
     (apis::OFFSET_FETCH, 9),
     (apis::OFFSET_COMMIT, 9),
+    // v4+ is the brokers' batched, verify-only form (KIP-890); clients send v3.
+    (apis::ADD_PARTITIONS_TO_TXN, 3),
+    (apis::ADD_OFFSETS_TO_TXN, 4),
+    // v5 is transaction version 2: the answer carries the bumped epoch.
+    (apis::END_TXN, 5),
+    // v6 addresses topics by id.
+    (apis::TXN_OFFSET_COMMIT, 5),
 ];
 
 /// The client's highest version for `api_key`, if it caps it.

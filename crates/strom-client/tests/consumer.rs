@@ -1,22 +1,14 @@
 mod common;
 
+use common::create_topic;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use strom_client::{
-    Admin, Consumer, ConsumerConfig, ConsumerError, ConsumerRecord, NewTopic, OffsetAndMetadata,
-    Producer, ProducerConfig, ProducerRecord, TopicPartition,
+    Consumer, ConsumerConfig, ConsumerError, ConsumerRecord, OffsetAndMetadata, Producer,
+    ProducerConfig, ProducerRecord, TopicPartition,
 };
-
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin = Admin::connect(bootstrap).await.unwrap();
-    admin
-        .create_topics(&[NewTopic::new(topic, partitions, 1)])
-        .await
-        .unwrap()[topic]
-        .clone()
-        .unwrap();
-}
 
 fn consumer_config(bootstrap: &str, extra: &[(&str, &str)]) -> ConsumerConfig {
     let mut props = vec![("bootstrap.servers", bootstrap)];

@@ -5,14 +5,16 @@
 
 mod common;
 
+use common::create_topic;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strom_client::{
-    Admin, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord, NewTopic,
-    OffsetAndMetadata, Producer, ProducerConfig, ProducerRecord, TopicPartition,
+    Admin, Consumer, ConsumerConfig, ConsumerRebalanceListener, ConsumerRecord, OffsetAndMetadata,
+    Producer, ProducerConfig, ProducerRecord, TopicPartition,
 };
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -26,16 +28,6 @@ async fn broker() -> common::TestBroker {
         ("num.partitions", "4"),
     ])
     .await
-}
-
-async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin = Admin::connect(bootstrap).await.unwrap();
-    admin
-        .create_topics(&[NewTopic::new(topic, partitions, 1)])
-        .await
-        .unwrap()[topic]
-        .clone()
-        .unwrap();
 }
 
 async fn produce(bootstrap: &str, range: std::ops::Range<usize>) {

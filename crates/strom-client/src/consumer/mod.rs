@@ -20,6 +20,7 @@ mod committer;
 mod config;
 mod fetcher;
 mod group;
+mod group_metadata;
 pub(crate) mod offsets;
 mod records;
 mod subscription;
@@ -38,6 +39,7 @@ use tracing::debug;
 pub use assignor::Assignor;
 pub use committer::CommitCallback;
 pub use config::{AutoOffsetReset, ConsumerConfig, GroupProtocol, IsolationLevel};
+pub use group_metadata::ConsumerGroupMetadata;
 pub use records::MAX_DECOMPRESSED_BATCH_BYTES;
 
 use crate::cluster::Cluster;

@@ -60,6 +60,8 @@ pub(crate) struct Batch {
     /// Encoded under a producer id that was since replaced: the next send
     /// writes the new id and sequence into the header.
     restamp: bool,
+    /// Written with the transactional attribute (a transactional producer's batch).
+    transactional: bool,
 }
 
 impl Batch {
@@ -111,8 +113,13 @@ impl Batch {
         }
         let mut builder = self.builder.take().expect("unsealed batch has a builder");
         if let (Some(id), Some(seq)) = (identity, self.base_sequence) {
-            builder = builder.producer(id.producer_id, id.producer_epoch, seq);
+            builder = builder
+                .producer(id.producer_id, id.producer_epoch, seq)
+                .transactional(self.transactional);
         }
+        // A transactional batch without a producer id would be refused by the
+        // broker; the transaction manager never lets one be drained.
+        debug_assert!(!self.transactional || identity.is_some());
         let bytes = builder
             .build()
             .map_err(|e| ProducerError::Encode(e.to_string()))?;
@@ -148,6 +155,8 @@ pub(crate) struct Accumulator {
     /// the broker, so later batches of its partition would be out of order.
     /// The sender replaces the producer id before sending more.
     pub sequence_gap: bool,
+    /// Batches carry the transactional attribute (`transactional.id` is set).
+    transactional: bool,
 }
 
 impl Accumulator {
@@ -156,6 +165,7 @@ impl Accumulator {
         linger: Duration,
         compression: Compression,
         delivery_timeout: Duration,
+        transactional: bool,
     ) -> Self {
         Accumulator {
             partitions: HashMap::new(),
@@ -165,6 +175,7 @@ impl Accumulator {
             compression,
             delivery_timeout,
             sequence_gap: false,
+            transactional,
         }
     }
 
@@ -231,6 +242,7 @@ impl Accumulator {
             base_sequence: None,
             restamp: false,
             retry_at: None,
+            transactional: self.transactional,
         });
         batch.size_bytes += size;
         let headers: Vec<Header> = record.headers;
@@ -299,6 +311,24 @@ impl Accumulator {
             }
         }
         expired
+    }
+
+    /// Fails every batch not in flight (open or queued) with `err`, as Java's
+    /// `abortUndrainedBatches` does when a transaction cannot commit; returns
+    /// the number of records failed. Batches in flight complete normally.
+    pub fn fail_undrained(&mut self, err: &ProducerError) -> usize {
+        let mut failed = 0;
+        for q in self.partitions.values_mut() {
+            let batches = q.open.take().into_iter().chain(q.queue.drain(..));
+            for b in batches {
+                failed += b.record_count();
+                self.sequence_gap |= b.base_sequence.is_some();
+                b.fail(err.clone());
+            }
+            q.retrying = false;
+        }
+        self.sticky.clear();
+        failed
     }
 
     /// Takes the next sendable batch of each partition whose leader `leader_of`

@@ -36,6 +36,11 @@ impl Acks {
 /// the broker keeps the last five batches' sequence state per producer.
 pub const MAX_IN_FLIGHT_IDEMPOTENT: usize = 5;
 
+/// The highest transaction protocol version (Kafka's `transaction.version`
+/// feature level) this client speaks: 2 is KIP-890 part 2, where Produce v12
+/// adds partitions to the transaction and every EndTxn v5 bumps the epoch.
+pub const TRANSACTION_VERSION_LATEST: i16 = 2;
+
 /// Producer settings. Build with [`ProducerConfig::from_properties`] (Kafka names)
 /// or start from `Default` and set fields; [`Producer::new`](super::Producer::new) validates.
 #[derive(Clone)]
@@ -72,6 +77,29 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// The partitioner (`partitioner.class` in Java). Default: Java's built-in one.
     pub partitioner: Arc<dyn Partitioner>,
+    /// `transactional.id`: makes the producer transactional (KIP-98). Implies
+    /// `enable.idempotence`, so `acks=all`, at most 5 requests in flight and
+    /// positive `retries` are required. A new producer with the same id fences
+    /// the previous one. Default none.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`: how long the transaction coordinator lets a
+    /// transaction stay open before it aborts it (and fences this producer).
+    /// The broker refuses values above its `transaction.max.timeout.ms`.
+    /// Default 60 000.
+    pub transaction_timeout: Duration,
+    /// `max.block.ms`: bound on each transactional call (`init_transactions`,
+    /// `send_offsets_to_transaction`, `commit_transaction`,
+    /// `abort_transaction`), flushing included. A call that runs out fails
+    /// with [`ProducerError::Timeout`](super::ProducerError::Timeout) and may
+    /// be repeated. Default 60 000.
+    pub max_block: Duration,
+    /// Strom-specific (Java has no such setting): the highest transaction
+    /// protocol version the producer uses. Default
+    /// [`TRANSACTION_VERSION_LATEST`]: transaction version 2 whenever the
+    /// broker finalizes it, as Java 4.x does. 1 forces the classic protocol
+    /// (AddPartitionsToTxn, AddOffsetsToTxn, EndTxn ≤ v4, Produce ≤ v11), for
+    /// testing it or working around a broker's KIP-890 support.
+    pub max_transaction_version: i16,
 }
 
 impl fmt::Debug for ProducerConfig {
@@ -85,6 +113,10 @@ impl fmt::Debug for ProducerConfig {
             .field("enable_idempotence", &self.enable_idempotence)
             .field("max_in_flight", &self.max_in_flight)
             .field("delivery_timeout", &self.delivery_timeout)
+            .field("transactional_id", &self.transactional_id)
+            .field("transaction_timeout", &self.transaction_timeout)
+            .field("max_block", &self.max_block)
+            .field("max_transaction_version", &self.max_transaction_version)
             .finish_non_exhaustive()
     }
 }
@@ -107,6 +139,10 @@ impl Default for ProducerConfig {
             retry_backoff: Duration::from_millis(100),
             max_request_size: 1_048_576,
             partitioner: Arc::new(DefaultPartitioner),
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
+            max_block: Duration::from_millis(60_000),
+            max_transaction_version: TRANSACTION_VERSION_LATEST,
         }
     }
 }
@@ -165,6 +201,9 @@ impl ProducerConfig {
             "retries" => self.retries = parse_num(key, value)?,
             "retry.backoff.ms" => self.retry_backoff = parse_ms(key, value)?,
             "max.request.size" => self.max_request_size = parse_num(key, value)?,
+            "transactional.id" => self.transactional_id = Some(value.into()),
+            "transaction.timeout.ms" => self.transaction_timeout = parse_ms(key, value)?,
+            "max.block.ms" => self.max_block = parse_ms(key, value)?,
             _ => {
                 return Err(ClientError::Config(format!(
                     "unknown producer property {key}"
@@ -175,7 +214,8 @@ impl ProducerConfig {
     }
 
     /// Checks the combination as Java's `ProducerConfig` does. Idempotence that
-    /// was not asked for explicitly is turned off when `acks` is not `all`.
+    /// was not asked for explicitly is turned off when `acks` is not `all`,
+    /// unless `transactional.id` needs it: then the conflict is an error.
     pub fn validate(&mut self) -> Result<(), ClientError> {
         if self.bootstrap_servers.is_empty() {
             return Err(ClientError::Config("bootstrap.servers is required".into()));
@@ -196,6 +236,11 @@ impl ProducerConfig {
                 None
             };
             match conflict {
+                Some(why) if self.transactional_id.is_some() => {
+                    return Err(ClientError::Config(format!(
+                        "transactional.id requires idempotence, which requires: {why}"
+                    )))
+                }
                 Some(why) if self.idempotence_explicit => {
                     return Err(ClientError::Config(format!(
                         "enable.idempotence=true requires: {why}"
@@ -205,12 +250,45 @@ impl ProducerConfig {
                 None => {}
             }
         }
+        self.validate_transactions()?;
         if self.delivery_timeout < self.linger + self.request_timeout {
             return Err(ClientError::Config(
                 "delivery.timeout.ms must be at least linger.ms + request.timeout.ms".into(),
             ));
         }
         Ok(())
+    }
+
+    /// `transactional.id` needs idempotence (Java: "Cannot set a
+    /// transactional.id without also enabling idempotence"), is never empty,
+    /// and `transaction.timeout.ms` fits the wire's int32.
+    fn validate_transactions(&self) -> Result<(), ClientError> {
+        let Some(id) = &self.transactional_id else {
+            return Ok(());
+        };
+        if id.is_empty() {
+            return Err(ClientError::Config(
+                "transactional.id must not be empty".into(),
+            ));
+        }
+        if !self.enable_idempotence {
+            return Err(ClientError::Config(
+                "cannot set a transactional.id without also enabling idempotence".into(),
+            ));
+        }
+        let timeout_ms = self.transaction_timeout.as_millis();
+        if timeout_ms == 0 || timeout_ms > i32::MAX as u128 {
+            return Err(ClientError::Config(format!(
+                "transaction.timeout.ms must be between 1 and {}",
+                i32::MAX
+            )));
+        }
+        Ok(())
+    }
+
+    /// The transaction timeout as the InitProducerId field (validated to fit).
+    pub(crate) fn transaction_timeout_ms(&self) -> i32 {
+        self.transaction_timeout.as_millis().min(i32::MAX as u128) as i32
     }
 }
 
@@ -234,5 +312,41 @@ mod tests {
         assert!(err.is_ok_and(|c| !c.enable_idempotence));
         assert!(ProducerConfig::from_properties([("compression.type", "brotli")]).is_err());
         assert!(ProducerConfig::from_properties([("no.such.property", "1")]).is_err());
+    }
+
+    #[test]
+    fn transactional_id_implies_idempotence_and_refuses_conflicts() {
+        let c = ProducerConfig::from_properties([("transactional.id", "t")]).unwrap();
+        assert_eq!(c.transactional_id.as_deref(), Some("t"));
+        assert!(c.enable_idempotence && c.acks == Acks::All);
+        assert_eq!(c.transaction_timeout.as_millis(), 60_000);
+        assert_eq!(c.max_block.as_millis(), 60_000);
+        assert_eq!(c.max_transaction_version, TRANSACTION_VERSION_LATEST);
+
+        // Java disables implicit idempotence for these, then refuses the
+        // transactional id; both are refused here.
+        for conflict in [
+            ("acks", "1"),
+            ("enable.idempotence", "false"),
+            ("max.in.flight.requests.per.connection", "6"),
+            ("retries", "0"),
+        ] {
+            let r = ProducerConfig::from_properties([("transactional.id", "t"), conflict]);
+            assert!(r.is_err(), "{conflict:?} accepted");
+        }
+        assert!(ProducerConfig::from_properties([("transactional.id", "")]).is_err());
+        let r = ProducerConfig::from_properties([
+            ("transactional.id", "t"),
+            ("transaction.timeout.ms", "0"),
+        ]);
+        assert!(r.is_err());
+        let c = ProducerConfig::from_properties([
+            ("transactional.id", "t"),
+            ("transaction.timeout.ms", "5000"),
+            ("max.block.ms", "1000"),
+        ])
+        .unwrap();
+        assert_eq!(c.transaction_timeout_ms(), 5000);
+        assert_eq!(c.max_block.as_millis(), 1000);
     }
 }

@@ -5,21 +5,50 @@
 //! Records go through a channel to one background task (`sender.rs`) that owns
 //! all batching and retry state, so `send` never takes a lock and records sent
 //! from one task keep their order.
+//!
+//! With `transactional.id` the producer is transactional (KIP-98), as Java's:
+//! [`Producer::init_transactions`] once, then [`Producer::begin_transaction`],
+//! sends, [`Producer::send_offsets_to_transaction`] for a consumer group's
+//! offsets, and [`Producer::commit_transaction`] (which flushes first) or
+//! [`Producer::abort_transaction`]. Records of a committed transaction become
+//! visible to `read_committed` consumers together with its offsets; an aborted
+//! transaction's never do. Errors are abortable
+//! ([`ProducerError::TransactionAbortable`]: abort, then go on) or fatal
+//! ([`ProducerError::TransactionFatal`], e.g. fenced by a newer producer with
+//! the same id: close the producer); a call in the wrong state gets
+//! [`ProducerError::IllegalState`]. `transactions.rs` has the calls,
+//! `txn_state.rs` the state, `txn_requests.rs` the coordinator requests.
+//!
+//! The protocol is chosen at `init_transactions`, as Java 4.x does:
+//! transaction version 2 (KIP-890 part 2) when the broker finalizes the
+//! `transaction.version` feature at 2 or more and speaks EndTxn v5 and
+//! Produce v12 — Produce and TxnOffsetCommit v5 add their partitions to the
+//! transaction, and every EndTxn returns a new epoch (sequences restart at 0);
+//! otherwise the classic protocol — AddPartitionsToTxn before a partition's
+//! first batch of the transaction is sent, AddOffsetsToTxn before
+//! TxnOffsetCommit, EndTxn v4 at most. [`ProducerConfig::max_transaction_version`]
+//! can force the classic protocol.
 
 mod accumulator;
 mod config;
 mod partitioner;
 mod sender;
+mod transactions;
+mod txn_requests;
+mod txn_state;
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use strom_protocol::messages::InitProducerIdRequest;
 use strom_protocol::records::Header;
+use strom_protocol::ErrorCode;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-pub use config::{Acks, ProducerConfig, MAX_IN_FLIGHT_IDEMPOTENT};
+pub use config::{Acks, ProducerConfig, MAX_IN_FLIGHT_IDEMPOTENT, TRANSACTION_VERSION_LATEST};
 pub use partitioner::{murmur2, partition_for_key, to_positive, DefaultPartitioner, Partitioner};
 
 use crate::cluster::Cluster;
@@ -27,6 +56,7 @@ use crate::connection::ConnectionConfig;
 use crate::error::ClientError;
 use accumulator::{record_size, ProducerIdentity};
 use sender::{Command, Sender};
+use txn_requests::TransactionManager;
 
 /// The outcome of [`Producer::send_with_callback`], available after the
 /// callback ran. Dropping it does not cancel anything.
@@ -71,6 +101,64 @@ pub enum ProducerError {
     /// The producer was closed.
     #[error("producer is closed")]
     Closed,
+    /// The call is not allowed in the producer's current transaction state, or
+    /// on a producer without `transactional.id` (Java's `IllegalStateException`).
+    #[error("illegal state: {0}")]
+    IllegalState(String),
+    /// The transactional producer hit an error it cannot recover from (fenced
+    /// by a newer producer with the same `transactional.id`, not authorized,
+    /// ...): this and every later call fails with it; close the producer.
+    #[error("fatal transactional error: {0}")]
+    TransactionFatal(Box<ProducerError>),
+    /// The current transaction cannot commit (a batch failed, the coordinator
+    /// answered TRANSACTION_ABORTABLE, ...): call
+    /// [`Producer::abort_transaction`], then begin a new transaction.
+    #[error("the transaction must be aborted: {0}")]
+    TransactionAbortable(Box<ProducerError>),
+    /// The record was not sent because its transaction was aborted (Java's
+    /// `TransactionAbortedException`).
+    #[error("the record's transaction was aborted")]
+    TransactionAborted,
+    /// A transactional call did not complete within `max.block.ms`; calling it
+    /// again resumes it (Java's `TimeoutException`).
+    #[error("{operation} did not complete within max.block.ms = {max_block_ms}")]
+    Timeout {
+        operation: &'static str,
+        max_block_ms: u64,
+    },
+}
+
+impl ProducerError {
+    /// The Kafka error code at the root of this error, if there is one.
+    pub fn kafka_code(&self) -> Option<i16> {
+        match self {
+            ProducerError::Client(e) => e.code(),
+            ProducerError::TransactionFatal(cause) | ProducerError::TransactionAbortable(cause) => {
+                cause.kafka_code()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a newer producer with the same `transactional.id` fenced this
+    /// one (PRODUCER_FENCED, or INVALID_PRODUCER_EPOCH from older coordinators).
+    pub fn is_fenced(&self) -> bool {
+        let fenced = [
+            ErrorCode::ProducerFenced.code(),
+            ErrorCode::InvalidProducerEpoch.code(),
+        ];
+        self.kafka_code().is_some_and(|c| fenced.contains(&c))
+    }
+
+    /// Whether the transactional producer can no longer be used.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, ProducerError::TransactionFatal(_))
+    }
+
+    /// Whether the transaction must be aborted before the producer goes on.
+    pub fn is_abortable(&self) -> bool {
+        matches!(self, ProducerError::TransactionAbortable(_))
+    }
 }
 
 /// A record to send (Java's `ProducerRecord`).
@@ -134,11 +222,17 @@ pub struct RecordMetadata {
 pub struct Producer {
     commands: mpsc::UnboundedSender<Command>,
     max_request_size: usize,
+    /// The transaction state, with `transactional.id`.
+    txn: Option<Arc<TransactionManager>>,
+    /// `max.block.ms`, the bound on each transactional call.
+    max_block: Duration,
 }
 
 impl Producer {
     /// Validates `config`, bootstraps metadata, obtains a producer id when
-    /// idempotent, and starts the background sender.
+    /// idempotent, and starts the background sender. A transactional producer
+    /// (`transactional.id`) gets its producer id from
+    /// [`init_transactions`](Self::init_transactions) instead, as in Java.
     pub async fn new(mut config: ProducerConfig) -> Result<Producer, ClientError> {
         config.validate()?;
         let conn_config = ConnectionConfig {
@@ -150,23 +244,35 @@ impl Producer {
         let cluster = Cluster::connect(&config.bootstrap_servers, conn_config).await?;
         // As Java's producer: sending to a missing topic creates it where the broker allows.
         cluster.set_allow_auto_topic_creation(true);
-        let identity = if config.enable_idempotence {
+        let txn = config
+            .transactional_id
+            .clone()
+            .map(|id| Arc::new(TransactionManager::new(id, &config, cluster.clone())));
+        let identity = if config.enable_idempotence && txn.is_none() {
             Some(init_producer_id(&cluster, &config).await?)
         } else {
             None
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let max_request_size = config.max_request_size;
-        tokio::spawn(Sender::new(config, cluster, identity).run(rx));
+        let max_block = config.max_block;
+        tokio::spawn(Sender::new(config, cluster, identity, txn.clone()).run(rx));
         Ok(Producer {
             commands: tx,
             max_request_size,
+            txn,
+            max_block,
         })
     }
 
     /// Queues `record` and returns a future of its acknowledgement. The record is
     /// queued before this returns, so records sent in sequence keep their order
     /// whether or not the futures are awaited.
+    ///
+    /// A transactional producer accepts records only between
+    /// [`begin_transaction`](Self::begin_transaction) and the end of the
+    /// transaction; otherwise the future fails with
+    /// [`ProducerError::IllegalState`] (or the transaction's error).
     pub fn send(
         &self,
         record: ProducerRecord,
@@ -179,9 +285,7 @@ impl Producer {
                 limit: self.max_request_size,
             })
         } else {
-            self.commands
-                .send(Command::Send(record, tx))
-                .map_err(|_| ProducerError::Closed)
+            self.queue_send(Command::Send(record, tx))
         };
         async move {
             queued?;
@@ -216,8 +320,29 @@ impl Producer {
         }
     }
 
+    /// Queues a send. A transactional producer checks its state and queues
+    /// under one lock, so a send either precedes a commit's or abort's flush
+    /// or is refused.
+    fn queue_send(&self, command: Command) -> Result<(), ProducerError> {
+        let queue = || {
+            self.commands
+                .send(command)
+                .map_err(|_| ProducerError::Closed)
+        };
+        match &self.txn {
+            None => queue(),
+            Some(txn) => txn.with(|s| {
+                s.check_send()?;
+                queue()
+            }),
+        }
+    }
+
     /// Flushes, then stops the sender; later sends fail with [`ProducerError::Closed`].
+    /// A transaction still open is aborted first (bounded by `max.block.ms`),
+    /// as Java's producer does on close.
     pub async fn close(&self) {
+        self.abort_open_transaction().await;
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Close(tx)).is_ok() {
             let _ = rx.await;

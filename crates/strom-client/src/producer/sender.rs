@@ -1,6 +1,12 @@
 //! The producer's background task (Java's `Sender`): it owns the accumulator,
 //! assigns partitions, drains ready batches into Produce requests per leader,
 //! and completes, retries or fails batches from the responses.
+//!
+//! For a transactional producer it also follows the transaction's state
+//! (`txn_state.rs`): under the classic protocol a partition's batches wait
+//! until AddPartitionsToTxn added it; a failed batch makes the transaction
+//! abortable (or the producer fenced); once the transaction cannot commit,
+//! batches not yet sent fail instead of being sent.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +19,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::accumulator::{record_size, Accumulator, Batch, ProducerIdentity};
+use super::txn_requests::{TransactionManager, PRODUCE_MAX_V1};
+use super::txn_state::{TransactionVersion, TxnFailure};
 use super::{ProducerConfig, ProducerError, ProducerRecord, Responder};
 use crate::cluster::Cluster;
 use crate::error::ClientError;
@@ -22,6 +30,10 @@ pub(crate) enum Command {
     Send(ProducerRecord, Responder),
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
+    /// Continue under this producer id and epoch, every partition's sequence
+    /// from 0 (a transactional producer after InitProducerId or a bumping
+    /// EndTxn). Sent only with nothing in flight; answered once applied.
+    SetIdentity(ProducerIdentity, oneshot::Sender<()>),
 }
 
 enum Event {
@@ -30,6 +42,8 @@ enum Event {
         result: Result<ProduceResponse, ClientError>,
     },
     Metadata,
+    /// The AddPartitionsToTxn for the transaction's pending partitions answered.
+    PartitionsAdded(Result<(), TxnFailure>),
 }
 
 /// A record waiting for its topic's metadata.
@@ -54,6 +68,10 @@ pub(crate) struct Sender {
     closing: bool,
     events_tx: mpsc::UnboundedSender<Event>,
     events_rx: mpsc::UnboundedReceiver<Event>,
+    /// The transaction's state, for a transactional producer.
+    txn: Option<Arc<TransactionManager>>,
+    /// An AddPartitionsToTxn is in flight (classic protocol; one at a time).
+    add_in_flight: bool,
 }
 
 impl Sender {
@@ -61,6 +79,7 @@ impl Sender {
         config: ProducerConfig,
         cluster: Arc<Cluster>,
         identity: Option<ProducerIdentity>,
+        txn: Option<Arc<TransactionManager>>,
     ) -> Sender {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         Sender {
@@ -69,6 +88,7 @@ impl Sender {
                 config.linger,
                 config.compression,
                 config.delivery_timeout,
+                txn.is_some(),
             ),
             config,
             cluster,
@@ -82,13 +102,17 @@ impl Sender {
             closing: false,
             events_tx,
             events_rx,
+            txn,
+            add_in_flight: false,
         }
     }
 
     pub async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
             self.step().await;
-            if self.outstanding == 0 {
+            // An AddPartitionsToTxn still in flight decides whether the
+            // transaction started, which an abort waiting here needs to know.
+            if self.outstanding == 0 && !self.add_in_flight {
                 for f in self.flushers.drain(..) {
                     let _ = f.send(());
                 }
@@ -105,12 +129,28 @@ impl Sender {
                     Some(Command::Send(record, responder)) => self.accept(record, responder),
                     Some(Command::Flush(tx)) => self.flushers.push(tx),
                     Some(Command::Close(tx)) => { self.closers.push(tx); self.closing = true; }
+                    Some(Command::SetIdentity(id, tx)) => self.set_identity(id, tx),
                     None => self.closing = true,
                 },
                 Some(ev) = self.events_rx.recv() => self.on_event(ev),
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
         }
+    }
+
+    fn set_identity(&mut self, identity: ProducerIdentity, done: oneshot::Sender<()>) {
+        debug_assert!(
+            !self.acc.any_in_flight(),
+            "identity changed with batches in flight"
+        );
+        debug!(
+            producer_id = identity.producer_id,
+            epoch = identity.producer_epoch,
+            "continuing under a new producer epoch"
+        );
+        self.identity = Some(identity);
+        self.acc.reset_sequences();
+        let _ = done.send(());
     }
 
     fn next_wakeup(&self) -> Instant {
@@ -129,10 +169,16 @@ impl Sender {
     async fn step(&mut self) {
         let now = Instant::now();
         let timeout_ms = self.config.delivery_timeout.as_millis() as u64;
-        self.outstanding -= self.acc.expire(now, timeout_ms);
+        let expired_in_batches = self.acc.expire(now, timeout_ms);
+        self.outstanding -= expired_in_batches;
         let (expired, kept): (Vec<_>, Vec<_>) =
             self.waiting.drain(..).partition(|w| now >= w.deadline);
         self.waiting = kept;
+        if expired_in_batches > 0 || !expired.is_empty() {
+            self.txn_batch_failed(&ProducerError::DeliveryTimeout {
+                delivery_timeout_ms: timeout_ms,
+            });
+        }
         for w in expired {
             self.outstanding -= 1;
             let _ = w.responder.send(Err(ProducerError::DeliveryTimeout {
@@ -145,18 +191,32 @@ impl Sender {
         }
         let flushing = !self.flushers.is_empty() || self.closing;
         self.acc.seal_ready(now, flushing);
-        if self.acc.sequence_gap && self.identity.is_some() && !self.replace_identity().await {
+        if let Some(txn) = self.txn.clone() {
+            self.follow_transaction(&txn);
+        } else if self.acc.sequence_gap && self.identity.is_some() && !self.replace_identity().await
+        {
             return;
         }
         loop {
             let cluster = self.cluster.clone();
+            let txn = self.txn.clone();
             let batches = self
                 .acc
                 .drain(now, self.config.max_in_flight, self.identity, |t, p| {
-                    cluster.leader(t, p)
+                    let allowed = txn
+                        .as_ref()
+                        .is_none_or(|txn| txn.with(|s| s.send_allowed(&(t.to_string(), p))));
+                    allowed.then(|| cluster.leader(t, p)).flatten()
                 });
             if batches.is_empty() {
                 break;
+            }
+            if let Some(txn) = &self.txn {
+                txn.with(|s| {
+                    for (_, b) in &batches {
+                        s.drained(&(b.topic.clone(), b.partition));
+                    }
+                });
             }
             let mut by_node: BTreeMap<i32, Vec<Batch>> = BTreeMap::new();
             for (node, b) in batches {
@@ -165,6 +225,53 @@ impl Sender {
             for (node, batches) in by_node {
                 self.send_to(node, batches).await;
             }
+        }
+    }
+
+    /// A transactional producer's step: fail what can no longer be sent when
+    /// the transaction cannot commit, else ask the coordinator to add the
+    /// partitions that have records waiting (classic protocol).
+    fn follow_transaction(&mut self, txn: &Arc<TransactionManager>) {
+        if let Some(err) = txn.with(|s| s.undrained_error()) {
+            let failed = self.acc.fail_undrained(&err);
+            self.outstanding -= failed;
+            for w in self.waiting.drain(..) {
+                self.outstanding -= 1;
+                let _ = w.responder.send(Err(err.clone()));
+            }
+            if self.acc.sequence_gap {
+                // A retried batch's sequence numbers were given up: the next
+                // transaction needs a new epoch.
+                txn.with(|s| s.epoch_bump_required = true);
+            }
+            return;
+        }
+        if self.add_in_flight {
+            return;
+        }
+        let Some((identity, partitions)) = txn.with(|s| s.take_partitions_to_add()) else {
+            return;
+        };
+        self.add_in_flight = true;
+        let txn = txn.clone();
+        let events = self.events_tx.clone();
+        let bound = self.config.delivery_timeout;
+        tokio::spawn(async move {
+            let added = tokio::time::timeout(bound, txn.add_partitions(identity, &partitions));
+            let result = added.await.unwrap_or(Err(TxnFailure::Abortable {
+                cause: ProducerError::DeliveryTimeout {
+                    delivery_timeout_ms: bound.as_millis() as u64,
+                },
+                bump: false,
+            }));
+            let _ = events.send(Event::PartitionsAdded(result));
+        });
+    }
+
+    /// Tells the transaction (if any) that records failed with `err`.
+    fn txn_batch_failed(&self, err: &ProducerError) {
+        if let Some(txn) = &self.txn {
+            txn.with(|s| s.batch_failed(err));
         }
     }
 
@@ -262,6 +369,9 @@ impl Sender {
                 }
             },
         };
+        if let Some(txn) = &self.txn {
+            txn.with(|s| s.add_partition(&(w.record.topic.clone(), chosen)));
+        }
         let timestamp = w.record.timestamp.unwrap_or_else(now_ms);
         self.acc
             .append(chosen, w.record, timestamp, w.responder, Instant::now());
@@ -293,6 +403,17 @@ impl Sender {
     async fn send_to(&mut self, node: i32, batches: Vec<Batch>) {
         let mut req = ProduceRequest::default();
         req.acks = self.config.acks.wire();
+        req.transactional_id = self
+            .txn
+            .as_ref()
+            .map(|t| t.transactional_id.as_str().into());
+        // Produce v12 adds the partition to the transaction: only under
+        // transaction version 2 (KIP-890).
+        let classic = self
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.with(|s| s.version) == TransactionVersion::V1);
+        let max_version = if classic { PRODUCE_MAX_V1 } else { i16::MAX };
         req.timeout_ms = self
             .config
             .request_timeout
@@ -328,7 +449,7 @@ impl Sender {
             self.on_event(Event::Produced { batches, result });
             return;
         }
-        match conn.dispatch(&req).await {
+        match conn.dispatch_at_most(&req, max_version).await {
             Ok(pending) => {
                 tokio::spawn(async move {
                     let result = pending.wait().await;
@@ -361,6 +482,12 @@ impl Sender {
                         Ok(resp) => partition_outcome(resp, &b, self.config.acks),
                     };
                     self.finish(b, outcome);
+                }
+            }
+            Event::PartitionsAdded(result) => {
+                self.add_in_flight = false;
+                if let Some(txn) = &self.txn {
+                    txn.with(|s| s.partitions_added(result));
                 }
             }
         }
@@ -399,7 +526,9 @@ impl Sender {
                 } else {
                     self.outstanding -= batch.record_count();
                     self.acc.sequence_gap |= batch.base_sequence.is_some();
-                    batch.fail(ProducerError::Client(e));
+                    let err = ProducerError::Client(e);
+                    self.txn_batch_failed(&err);
+                    batch.fail(err);
                 }
             }
         }

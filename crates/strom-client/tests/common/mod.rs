@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use strom_broker::config::BrokerConfig;
 use strom_broker::Broker;
+use strom_client::{Admin, NewTopic};
 
 /// Every wait in these tests is bounded by this.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,4 +34,15 @@ pub async fn start_with(props: &[(&str, &str)]) -> TestBroker {
         bootstrap,
         _dir: dir,
     }
+}
+
+/// Creates a topic with one replica and waits for the answer.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin = Admin::connect(bootstrap).await.unwrap();
+    admin
+        .create_topics(&[NewTopic::new(topic, partitions, 1)])
+        .await
+        .unwrap()[topic]
+        .clone()
+        .unwrap();
 }
