@@ -32,7 +32,7 @@ import time
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, KafkaException, Producer, TopicPartition
 
-from compatlib import committed_offsets, confluent_consumer, create_topic, wait_until
+from compatlib import committed_offsets, confluent_consumer, create_topic, run_rust, wait_until
 
 pytestmark = pytest.mark.java
 
@@ -198,6 +198,18 @@ def produce_txn(classpath: str, bootstrap: str, topic: str, txn_id: str, outcome
     return acks
 
 
+def produce_txn_rust(_classpath: str, bootstrap: str, topic: str, txn_id: str, outcome: str, count: int,
+                     prefix: str) -> list[tuple[int, int, int]]:
+    """`compat_tool txn-produce`, strom-client's twin of `Txn produce`."""
+    proc = run_rust(["txn-produce", bootstrap, topic, txn_id, outcome, str(count), prefix], 120)
+    objs = [json.loads(line) for line in proc.stdout.decode().splitlines() if line.startswith("{")]
+    done = [o["done"] for o in objs if "done" in o]
+    assert done and done[0]["outcome"] == outcome, f"compat_tool txn-produce {outcome}: {objs[-3:]}"
+    acks = sorted((o["i"], o["p"], o["o"]) for o in objs if "o" in o)
+    assert [a[0] for a in acks] == list(range(count)), f"acks for {len(acks)} of {count} records"
+    return acks
+
+
 def read_java(classpath: str, bootstrap: str, topic: str, partitions: int, isolation: str,
               idle_ms: int = 1000, timeout_ms: int = 60_000):
     """`Txn read`: every record up to the end offsets of `isolation`. Returns (records as
@@ -343,11 +355,15 @@ def produce_input(bootstrap: str, topic: str, count: int, partitions: int) -> di
 PER_TXN = 30
 
 
-def test_committed_visible_aborted_hidden_and_one_marker_per_transaction(strom, java_classpath):
+@pytest.mark.parametrize("producer", ["java", "rust"])
+def test_committed_visible_aborted_hidden_and_one_marker_per_transaction(strom, java_classpath, producer):
+    """`java`: kafka-clients 3.9.1, the classic protocol. `rust`: strom-client, which uses
+    transaction version 2 (EndTxn v5 bumps the epoch, Produce v12 adds partitions)."""
     bootstrap, topic, partitions = strom.bootstrap, "txn-basic", 3
     create_topic(bootstrap, topic, partitions=partitions)
     plan = [("c1", "commit"), ("a1", "abort"), ("c2", "commit")]
-    acks = {prefix: produce_txn(java_classpath, bootstrap, topic, "txn-basic-id", outcome, PER_TXN, prefix)
+    produce_one = produce_txn if producer == "java" else produce_txn_rust
+    acks = {prefix: produce_one(java_classpath, bootstrap, topic, "txn-basic-id", outcome, PER_TXN, prefix)
             for prefix, outcome in plan}
 
     # Offsets as acknowledged: within each partition, each transaction's records are
@@ -415,7 +431,11 @@ def test_committed_visible_aborted_hidden_and_one_marker_per_transaction(strom, 
     finally:
         c.close()
     assert highs == hw, f"confluent-kafka watermarks {highs}, want {hw}"
-    print(f"markers at {markers}, high watermarks {hw}")
+    # The protocol each client spoke, from the producer epoch: every InitProducerId bumps it,
+    # and under transaction version 2 every EndTxn too.
+    epoch = admin_views(java_classpath, bootstrap, topic, partitions, "txn-basic-id")["describe"]["epoch"]
+    assert epoch == (2 if producer == "java" else 5), f"{producer}: producer epoch {epoch} after 3 transactions"
+    print(f"markers at {markers}, high watermarks {hw}, producer epoch {epoch}")
 
 
 # ------------------------------------------------------------------ 2. consume-transform-produce

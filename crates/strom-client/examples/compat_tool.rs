@@ -31,6 +31,13 @@
 //!       {"event":"closed"}                                              after close()
 //!     Runs until SIGTERM or SIGINT (then closes cleanly: LeaveGroup, exit 0), SIGKILL, or
 //!     max-runtime-s (default 600, so an orphan cannot outlive a crashed test run by long).
+//!
+//! txn-produce <bootstrap> <topic> <transactional-id> <commit|abort> <count> <prefix>
+//!     The twin of `java/Txn.java produce`: init_transactions, begin_transaction, records
+//!     i = 0..count-1 with key "i" and value "prefix-i" (Java's partitioner by key), then
+//!     commit_transaction or abort_transaction (after a flush). Prints {"i","p","o"} per
+//!     acknowledged record, then {"done":{"outcome","count","acked"}}. Uses
+//!     transaction version 2 when the broker finalizes it, as strom-client does by default.
 //! ```
 //!
 //! Built by `cargo build --release -p strom -p strom-client --bins --examples`; the suite
@@ -57,7 +64,8 @@ const PRODUCER_NAME: &str = "rust";
 
 const USAGE: &str = "usage: compat_tool produce <bootstrap> <topic> <count> <compression>
        compat_tool consume <bootstrap> <topic> <partitions> <expected-count> [timeout-s]
-       compat_tool group-consume <bootstrap> <topic> <group> <auto|sync|none> [session-timeout-ms|-] [client-id] [max-runtime-s] [property=value ...]";
+       compat_tool group-consume <bootstrap> <topic> <group> <auto|sync|none> [session-timeout-ms|-] [client-id] [max-runtime-s] [property=value ...]
+       compat_tool txn-produce <bootstrap> <topic> <transactional-id> <commit|abort> <count> <prefix>";
 
 static OUT: LazyLock<Mutex<BufWriter<Stdout>>> =
     LazyLock::new(|| Mutex::new(BufWriter::with_capacity(1 << 16, std::io::stdout())));
@@ -92,6 +100,24 @@ async fn main() -> ExitCode {
             }
         }
         Some("group-consume") if args.len() >= 5 => group_consume_args(&args).await,
+        Some("txn-produce")
+            if args.len() == 7 && matches!(args[4].as_str(), "commit" | "abort") =>
+        {
+            match args[5].parse() {
+                Ok(count) => {
+                    txn_produce(
+                        &args[1],
+                        &args[2],
+                        &args[3],
+                        args[4] == "commit",
+                        count,
+                        &args[6],
+                    )
+                    .await
+                }
+                Err(_) => usage_error(&format!("count must be a number, not {}", args[5])),
+            }
+        }
         _ => usage_error(""),
     };
     flush_out();
@@ -134,6 +160,64 @@ fn compat_record(topic: &str, i: u64, base_ts: i64) -> ProducerRecord {
         .header("dup", "a")
         .header("dup", "b")
         .timestamp(base_ts + i as i64)
+}
+
+async fn txn_produce(
+    bootstrap: &str,
+    topic: &str,
+    transactional_id: &str,
+    commit: bool,
+    count: u64,
+    prefix: &str,
+) -> Result<u8> {
+    let config = ProducerConfig::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("transactional.id", transactional_id),
+        ("client.id", "strom-compat-rust-txn-producer"),
+    ])?;
+    let producer = Producer::new(config).await?;
+    producer.init_transactions().await?;
+    producer.begin_transaction()?;
+    let mut sends = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        let record = ProducerRecord::new(topic)
+            .key(i.to_string())
+            .value(format!("{prefix}-{i}"));
+        sends.push((i, producer.send(record)));
+    }
+    producer.flush().await;
+    let mut acked = 0u64;
+    for (i, send) in sends {
+        match send.await {
+            Ok(md) => {
+                acked += 1;
+                emit(&format!(
+                    "{{\"i\":{i},\"p\":{},\"o\":{}}}",
+                    md.partition, md.offset
+                ));
+            }
+            Err(e) => emit(&format!(
+                "{{\"i\":{i},\"error\":{}}}",
+                json_string(&e.to_string())
+            )),
+        }
+    }
+    let outcome = if commit {
+        producer.commit_transaction().await
+    } else {
+        producer.abort_transaction().await
+    };
+    if let Err(e) = outcome {
+        emit(&format!("{{\"error\":{}}}", json_string(&e.to_string())));
+        producer.close().await;
+        return Ok(1);
+    }
+    emit(&format!(
+        "{{\"done\":{{\"outcome\":\"{}\",\"count\":{count},\"acked\":{acked}}}}}",
+        if commit { "commit" } else { "abort" }
+    ));
+    producer.close().await;
+    Ok(if acked == count { 0 } else { 1 })
 }
 
 async fn produce(bootstrap: &str, topic: &str, count: u64, compression: &str) -> Result<u8> {
