@@ -163,6 +163,10 @@ impl Broker {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
+        self.state
+            .txn
+            .close(std::time::Duration::from_secs(5))
+            .await;
         let state = self.state.clone();
         let closed = tokio::task::spawn_blocking(move || state.replicas.close_all()).await;
         match closed {

@@ -16,6 +16,7 @@
 //! another broker can be sent the same request once the cluster exists.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,6 +53,13 @@ pub struct TxnRuntime {
     segment_bytes: i32,
     /// One coordinator per `__transaction_state` partition hosted here.
     shards: Mutex<HashMap<i32, TransactionCoordinator>>,
+    /// Set when the broker shuts down: background work (marker writing,
+    /// records of timers) stops instead of retrying against closed logs.
+    closed: AtomicBool,
+    /// Background tasks running (see [`TxnRuntime::close`]).
+    running: AtomicUsize,
+    /// Signalled when the last background task ends.
+    idle: tokio::sync::Notify,
 }
 
 /// The outcome of writing one marker, per partition (WriteTxnMarkers' answer).
@@ -81,7 +89,35 @@ impl TxnRuntime {
             partitions,
             segment_bytes,
             shards: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Stops background work and waits (at most `limit`) for what is running
+    /// to end, so that no marker or record is appended while the logs close
+    /// (broker shutdown). Decided transactions whose markers were not all
+    /// written are resumed by the next start's recovery.
+    pub async fn close(&self, limit: Duration) {
+        self.closed.store(true, Ordering::Release);
+        let waited = tokio::time::timeout(limit, async {
+            loop {
+                let idle = self.idle.notified();
+                if self.running.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        })
+        .await;
+        if waited.is_err() {
+            tracing::warn!("transaction coordinator tasks still running at shutdown");
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The `__transaction_state` partition of `transactional_id` (Kafka's
@@ -373,18 +409,27 @@ impl TxnRuntime {
 
     /// Carries out outputs in the background, in order.
     fn spawn_outputs(self: &Arc<Self>, state: &State, partition: i32, outputs: Vec<Output>) {
-        if outputs.is_empty() {
+        if outputs.is_empty() || self.is_closed() {
             return;
         }
         let this = self.clone();
         let state = state.clone();
-        tokio::spawn(async move { this.drive(&state, partition, outputs).await });
+        self.running.fetch_add(1, Ordering::AcqRel);
+        tokio::spawn(async move {
+            this.drive(&state, partition, outputs).await;
+            if this.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                this.idle.notify_waiters();
+            }
+        });
     }
 
     /// Carries out outputs and everything they lead to.
     async fn drive(self: &Arc<Self>, state: &State, partition: i32, outputs: Vec<Output>) {
         let mut queue = VecDeque::from(outputs);
         while let Some(output) = queue.pop_front() {
+            if self.is_closed() {
+                return;
+            }
             match output {
                 Output::Persist {
                     token,
@@ -486,6 +531,9 @@ impl TxnRuntime {
             });
             if request.partitions.is_empty() {
                 return true;
+            }
+            if self.is_closed() {
+                return false;
             }
             let current_epoch = self
                 .shards
