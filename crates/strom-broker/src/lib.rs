@@ -26,6 +26,7 @@ pub mod group;
 mod handlers;
 mod partition;
 mod replica_manager;
+mod schema_reader;
 mod server;
 mod state;
 mod tasks;

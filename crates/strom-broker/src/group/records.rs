@@ -8,8 +8,10 @@
 //! Strom writes `OffsetCommitValue` v3 and `GroupMetadataValue` v3 (the newest
 //! non-flexible versions) and reads v0–v4 of both.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
+
+use crate::schema_reader::{ReadError, SchemaReader};
 
 /// A key of `__consumer_offsets`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -77,93 +79,25 @@ pub enum RecordFormatError {
 
 type Result<T> = std::result::Result<T, RecordFormatError>;
 
-/// Reader over a record's bytes: every length is checked against what is left.
-struct Reader {
-    buf: Bytes,
-    flexible: bool,
+impl From<ReadError> for RecordFormatError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Truncated | ReadError::MalformedVarint => RecordFormatError::Truncated,
+            ReadError::NegativeLength(n) => RecordFormatError::NegativeLength(n),
+            ReadError::InvalidUtf8 => RecordFormatError::InvalidUtf8,
+        }
+    }
 }
 
-impl Reader {
-    fn need(&self, n: usize) -> Result<()> {
-        if self.buf.remaining() < n {
-            Err(RecordFormatError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-    fn i16(&mut self) -> Result<i16> {
-        self.need(2)?;
-        Ok(self.buf.get_i16())
-    }
-    fn i32(&mut self) -> Result<i32> {
-        self.need(4)?;
-        Ok(self.buf.get_i32())
-    }
-    fn i64(&mut self) -> Result<i64> {
-        self.need(8)?;
-        Ok(self.buf.get_i64())
-    }
-    fn uvarint(&mut self) -> Result<u64> {
-        let mut value = 0u64;
-        for shift in (0..35).step_by(7) {
-            self.need(1)?;
-            let b = self.buf.get_u8();
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordFormatError::Truncated)
-    }
-    /// A length: i16/i32 classic, or unsigned varint minus one when flexible. `None` = null.
-    fn len(&mut self, wide: bool) -> Result<Option<usize>> {
-        let n: i64 = if self.flexible {
-            self.uvarint()? as i64 - 1
-        } else if wide {
-            i64::from(self.i32()?)
-        } else {
-            i64::from(self.i16()?)
-        };
-        match n {
-            -1 => Ok(None),
-            n if n < 0 => Err(RecordFormatError::NegativeLength(n)),
-            n => {
-                self.need(n as usize)?;
-                Ok(Some(n as usize))
-            }
-        }
-    }
-    fn nullable_string(&mut self) -> Result<Option<String>> {
-        match self.len(false)? {
-            None => Ok(None),
-            Some(n) => {
-                let raw = self.buf.split_to(n);
-                String::from_utf8(raw.to_vec())
-                    .map(Some)
-                    .map_err(|_| RecordFormatError::InvalidUtf8)
-            }
-        }
-    }
-    fn string(&mut self) -> Result<String> {
-        Ok(self.nullable_string()?.unwrap_or_default())
-    }
-    fn bytes(&mut self) -> Result<Bytes> {
-        Ok(match self.len(true)? {
-            None => Bytes::new(),
-            Some(n) => self.buf.split_to(n),
-        })
-    }
-    fn skip_tagged_fields(&mut self) -> Result<()> {
-        if self.flexible {
-            for _ in 0..self.uvarint()? {
-                let _tag = self.uvarint()?;
-                let size = self.uvarint()? as usize;
-                self.need(size)?;
-                self.buf.advance(size);
-            }
-        }
-        Ok(())
-    }
+/// A string field; Kafka's readers take a null as empty.
+fn string(r: &mut SchemaReader<'_>) -> Result<String> {
+    Ok(r.nullable_string()?.unwrap_or_default())
+}
+
+/// A bytes field of `record` (zero-copy); null as empty.
+fn bytes(r: &mut SchemaReader<'_>, record: &Bytes) -> Result<Bytes> {
+    Ok(r.nullable_bytes()?
+        .map_or_else(Bytes::new, |b| record.slice_ref(b)))
 }
 
 fn put_string(out: &mut BytesMut, s: &str) {
@@ -217,17 +151,16 @@ impl OffsetsKey {
     /// Decodes a key. `Ok(None)` for key versions of other record types
     /// (KIP-848 and share-group records), which classic groups skip.
     pub fn decode(key: Bytes) -> Result<Option<Self>> {
-        let mut r = Reader {
-            buf: key,
-            flexible: false,
-        };
+        let mut r = SchemaReader::new(&key, false);
         match r.i16()? {
             0 | 1 => Ok(Some(OffsetsKey::Offset {
-                group: r.string()?,
-                topic: r.string()?,
+                group: string(&mut r)?,
+                topic: string(&mut r)?,
                 partition: r.i32()?,
             })),
-            2 => Ok(Some(OffsetsKey::Group { group: r.string()? })),
+            2 => Ok(Some(OffsetsKey::Group {
+                group: string(&mut r)?,
+            })),
             v if v >= 3 => Ok(None),
             v => Err(RecordFormatError::UnknownKeyVersion(v)),
         }
@@ -248,10 +181,7 @@ impl OffsetValue {
 
     /// Decodes OffsetCommitValue v0–v4.
     pub fn decode(value: Bytes) -> Result<Self> {
-        let mut r = Reader {
-            buf: value,
-            flexible: false,
-        };
+        let mut r = SchemaReader::new(&value, false);
         let version = r.i16()?;
         if !(0..=4).contains(&version) {
             return Err(RecordFormatError::UnknownValueVersion(version));
@@ -259,7 +189,7 @@ impl OffsetValue {
         r.flexible = version >= 4;
         let offset = r.i64()?;
         let leader_epoch = if version >= 3 { r.i32()? } else { -1 };
-        let metadata = r.string()?;
+        let metadata = string(&mut r)?;
         let commit_timestamp_ms = r.i64()?;
         let expire_timestamp_ms = if version == 1 { r.i64()? } else { -1 };
         r.skip_tagged_fields()?;
@@ -299,36 +229,33 @@ impl GroupValue {
 
     /// Decodes GroupMetadataValue v0–v4.
     pub fn decode(value: Bytes) -> Result<Self> {
-        let mut r = Reader {
-            buf: value,
-            flexible: false,
-        };
+        let mut r = SchemaReader::new(&value, false);
         let version = r.i16()?;
         if !(0..=4).contains(&version) {
             return Err(RecordFormatError::UnknownValueVersion(version));
         }
         r.flexible = version >= 4;
-        let protocol_type = r.string()?;
+        let protocol_type = string(&mut r)?;
         let generation = r.i32()?;
         let protocol = r.nullable_string()?;
         let leader = r.nullable_string()?;
         let current_state_timestamp_ms = if version >= 2 { r.i64()? } else { -1 };
         // `len` checks the count against the bytes left; a member takes at least 20.
-        let count = r.len(true)?.unwrap_or_default();
-        let mut members = Vec::with_capacity(count.min(r.buf.remaining() / 20));
+        let count = r.len(true, 1)?.unwrap_or_default();
+        let mut members = Vec::with_capacity(count.min(r.remaining() / 20));
         for _ in 0..count {
-            let member_id = r.string()?;
+            let member_id = string(&mut r)?;
             let group_instance_id = if version >= 3 {
                 r.nullable_string()?
             } else {
                 None
             };
-            let client_id = r.string()?;
-            let client_host = r.string()?;
+            let client_id = string(&mut r)?;
+            let client_host = string(&mut r)?;
             let rebalance_timeout_ms = if version >= 1 { r.i32()? } else { -1 };
             let session_timeout_ms = r.i32()?;
-            let subscription = r.bytes()?;
-            let assignment = r.bytes()?;
+            let subscription = bytes(&mut r, &value)?;
+            let assignment = bytes(&mut r, &value)?;
             r.skip_tagged_fields()?;
             members.push(MemberValue {
                 member_id,

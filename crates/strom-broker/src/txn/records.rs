@@ -23,6 +23,7 @@ use thiserror::Error;
 
 use super::state::TxnState;
 use super::{TopicPartition, NO_PRODUCER_ID};
+use crate::schema_reader::{ReadError, SchemaReader};
 
 /// The key version Strom writes and reads.
 pub const KEY_VERSION: i16 = 0;
@@ -121,9 +122,9 @@ pub fn encode_key(transactional_id: &str) -> Result<Bytes> {
 /// Decodes a key: `Ok(None)` for a key version above 0, which Kafka skips as
 /// written by a newer broker (an aborted upgrade).
 pub fn decode_key(key: &[u8]) -> Result<Option<String>> {
-    let mut r = Reader::new(key, false);
+    let mut r = SchemaReader::new(key, false);
     match r.i16()? {
-        KEY_VERSION => Ok(Some(r.string("transactional id")?)),
+        KEY_VERSION => Ok(Some(string(&mut r, "transactional id")?)),
         v if v > KEY_VERSION => Ok(None),
         v => Err(TxnRecordError::UnknownKeyVersion(v)),
     }
@@ -196,7 +197,7 @@ impl TxnLogValue {
 
     /// Decodes `TransactionLogValue` v0 or v1.
     pub fn decode(value: &[u8]) -> Result<Self> {
-        let mut r = Reader::new(value, false);
+        let mut r = SchemaReader::new(value, false);
         let version = r.i16()?;
         if !(0..=VALUE_VERSION).contains(&version) {
             return Err(TxnRecordError::UnknownValueVersion(version));
@@ -214,7 +215,7 @@ impl TxnLogValue {
         let min_topic_bytes = if r.flexible { 3 } else { 6 };
         if let Some(count) = r.len(true, min_topic_bytes)? {
             for _ in 0..count {
-                let topic = r.string("topic")?;
+                let topic = string(&mut r, "topic")?;
                 let partitions = r
                     .len(true, 4)?
                     .ok_or(TxnRecordError::UnexpectedNull("partition ids"))?;
@@ -244,7 +245,7 @@ impl TxnLogValue {
 
     /// Reads the value's tagged fields; unknown tags are skipped (written by a
     /// newer broker).
-    fn read_tagged_fields(&mut self, r: &mut Reader<'_>) -> Result<()> {
+    fn read_tagged_fields(&mut self, r: &mut SchemaReader<'_>) -> Result<()> {
         let count = r.uvarint()?;
         for _ in 0..count {
             let tag = r.uvarint()?;
@@ -331,107 +332,21 @@ impl Writer {
     }
 }
 
-/// Reads a record: every length is checked against the bytes left.
-struct Reader<'a> {
-    buf: &'a [u8],
-    flexible: bool,
+impl From<ReadError> for TxnRecordError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Truncated => TxnRecordError::Truncated,
+            ReadError::NegativeLength(n) => TxnRecordError::NegativeLength(n),
+            ReadError::InvalidUtf8 => TxnRecordError::InvalidUtf8,
+            ReadError::MalformedVarint => TxnRecordError::MalformedVarint,
+        }
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], flexible: bool) -> Self {
-        Self { buf, flexible }
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.buf.len() < n {
-            return Err(TxnRecordError::Truncated);
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn i8(&mut self) -> Result<i8> {
-        Ok(i8::from_be_bytes(self.array()?))
-    }
-
-    fn i16(&mut self) -> Result<i16> {
-        Ok(i16::from_be_bytes(self.array()?))
-    }
-
-    fn i32(&mut self) -> Result<i32> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> Result<i64> {
-        Ok(i64::from_be_bytes(self.array()?))
-    }
-
-    /// An unsigned varint of at most 32 bits (Kafka's `readUnsignedVarint`).
-    fn uvarint(&mut self) -> Result<u64> {
-        let mut value = 0u64;
-        for shift in (0..35).step_by(7) {
-            let [b] = self.array::<1>()?;
-            value |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(TxnRecordError::MalformedVarint)
-    }
-
-    /// An array count or string length, `None` for null. `min_item_bytes`
-    /// bounds the count by the bytes left, so a forged count cannot make the
-    /// caller loop or allocate far beyond the record.
-    fn len(&mut self, wide: bool, min_item_bytes: usize) -> Result<Option<usize>> {
-        let n: i64 = if self.flexible {
-            self.uvarint()? as i64 - 1
-        } else if wide {
-            i64::from(self.i32()?)
-        } else {
-            i64::from(self.i16()?)
-        };
-        match n {
-            -1 => Ok(None),
-            n if n < 0 => Err(TxnRecordError::NegativeLength(n)),
-            n => {
-                let n = usize::try_from(n).map_err(|_| TxnRecordError::Truncated)?;
-                if n.saturating_mul(min_item_bytes) > self.buf.len() {
-                    return Err(TxnRecordError::Truncated);
-                }
-                Ok(Some(n))
-            }
-        }
-    }
-
-    /// A non-nullable string (int16 length classic, compact flexible).
-    fn string(&mut self, what: &'static str) -> Result<String> {
-        let n = self
-            .len(false, 1)?
-            .ok_or(TxnRecordError::UnexpectedNull(what))?;
-        let raw = self.take(n)?;
-        std::str::from_utf8(raw)
-            .map(str::to_owned)
-            .map_err(|_| TxnRecordError::InvalidUtf8)
-    }
-
-    fn skip_tagged_fields(&mut self) -> Result<()> {
-        if self.flexible {
-            for _ in 0..self.uvarint()? {
-                let _tag = self.uvarint()?;
-                let size =
-                    usize::try_from(self.uvarint()?).map_err(|_| TxnRecordError::Truncated)?;
-                self.take(size)?;
-            }
-        }
-        Ok(())
-    }
+/// A non-nullable string; `what` names it in the error for a null.
+fn string(r: &mut SchemaReader<'_>, what: &'static str) -> Result<String> {
+    r.nullable_string()?
+        .ok_or(TxnRecordError::UnexpectedNull(what))
 }
 
 #[cfg(test)]

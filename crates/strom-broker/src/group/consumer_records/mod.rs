@@ -22,9 +22,11 @@
 //! type 4 are written empty and ignored on read (Strom's assignors are not
 //! rack-aware). A null value is a tombstone.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use strom_controller::TopicId;
 use thiserror::Error;
+
+use crate::schema_reader::{ReadError, SchemaReader};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -156,76 +158,48 @@ fn byte_state(b: i8) -> Result<MemberState> {
     }
 }
 
-/// Reader over a record: every length is checked against what is left
-/// before anything is allocated.
-struct Reader(Bytes);
-
-impl Reader {
-    fn need(&self, n: usize) -> Result<()> {
-        if self.0.remaining() < n {
-            Err(ConsumerRecordError::Truncated)
-        } else {
-            Ok(())
+impl From<ReadError> for ConsumerRecordError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Truncated => ConsumerRecordError::Truncated,
+            ReadError::NegativeLength(n) => ConsumerRecordError::NegativeLength(n),
+            ReadError::InvalidUtf8 => ConsumerRecordError::InvalidUtf8,
+            ReadError::MalformedVarint => ConsumerRecordError::VarintTooLong,
         }
+    }
+}
+
+/// These records' reader: the shared bounded [`SchemaReader`] in its
+/// flexible (compact) mode, plus the fields only these records have.
+struct Reader<'a>(SchemaReader<'a>);
+
+impl<'a> Reader<'a> {
+    fn new(record: &'a [u8]) -> Self {
+        Reader(SchemaReader::new(record, true))
     }
     fn i8(&mut self) -> Result<i8> {
-        self.need(1)?;
-        Ok(self.0.get_i8())
+        Ok(self.0.i8()?)
     }
     fn i16(&mut self) -> Result<i16> {
-        self.need(2)?;
-        Ok(self.0.get_i16())
+        Ok(self.0.i16()?)
     }
     fn i32(&mut self) -> Result<i32> {
-        self.need(4)?;
-        Ok(self.0.get_i32())
-    }
-    fn uvarint(&mut self) -> Result<u32> {
-        let mut value = 0u32;
-        for shift in (0..35).step_by(7) {
-            self.need(1)?;
-            let b = self.0.get_u8();
-            value |= u32::from(b & 0x7f).wrapping_shl(shift);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(ConsumerRecordError::VarintTooLong)
+        Ok(self.0.i32()?)
     }
     fn uuid(&mut self) -> Result<TopicId> {
-        self.need(16)?;
         let mut id = [0u8; 16];
-        self.0.copy_to_slice(&mut id);
+        id.copy_from_slice(self.0.take(16)?);
         Ok(TopicId(id))
-    }
-    fn utf8(&mut self, n: usize) -> Result<String> {
-        self.need(n)?;
-        let raw = self.0.split_to(n);
-        String::from_utf8(raw.to_vec()).map_err(|_| ConsumerRecordError::InvalidUtf8)
     }
     /// A non-flexible string (`int16` length), as in keys.
     fn key_string(&mut self) -> Result<String> {
-        match self.i16()? {
-            n if n < 0 => Err(ConsumerRecordError::UnexpectedNull),
-            n => self.utf8(n as usize),
-        }
-    }
-    /// A compact length: `None` for null; checked so that `n * min_bytes`
-    /// fits in what is left.
-    fn compact_len(&mut self, min_bytes: usize) -> Result<Option<usize>> {
-        let n = self.uvarint()? as usize;
-        if n == 0 {
-            return Ok(None);
-        }
-        let n = n - 1;
-        self.need(n.saturating_mul(min_bytes))?;
-        Ok(Some(n))
+        let n = usize::try_from(self.i16()?).map_err(|_| ConsumerRecordError::UnexpectedNull)?;
+        std::str::from_utf8(self.0.take(n)?)
+            .map(str::to_owned)
+            .map_err(|_| ConsumerRecordError::InvalidUtf8)
     }
     fn compact_nullable_string(&mut self) -> Result<Option<String>> {
-        match self.compact_len(1)? {
-            None => Ok(None),
-            Some(n) => self.utf8(n).map(Some),
-        }
+        Ok(self.0.nullable_string()?)
     }
     fn compact_string(&mut self) -> Result<String> {
         self.compact_nullable_string()?
@@ -234,18 +208,12 @@ impl Reader {
     /// A non-nullable compact array's element count; each element takes at
     /// least `min_bytes`.
     fn array_len(&mut self, min_bytes: usize) -> Result<usize> {
-        self.compact_len(min_bytes)?
+        self.0
+            .len(true, min_bytes)?
             .ok_or(ConsumerRecordError::UnexpectedNull)
     }
     fn skip_tagged_fields(&mut self) -> Result<()> {
-        let count = self.uvarint()?;
-        for _ in 0..count {
-            let _tag = self.uvarint()?;
-            let size = self.uvarint()? as usize;
-            self.need(size)?;
-            self.0.advance(size);
-        }
-        Ok(())
+        Ok(self.0.skip_tagged_fields()?)
     }
     /// The value's version, which must be 0.
     fn version_zero(&mut self) -> Result<()> {
@@ -374,7 +342,7 @@ impl ConsumerKey {
     /// offsets and groups 0–2, share and streams groups 9+), an error for a
     /// negative type or a malformed key.
     pub fn decode(key: Bytes) -> Result<Option<Self>> {
-        let mut r = Reader(key);
+        let mut r = Reader::new(&key);
         let kind = r.i16()?;
         let key = match kind {
             3 => ConsumerKey::GroupMetadata {
@@ -415,7 +383,7 @@ impl GroupMetadataValue {
     }
 
     pub fn decode(value: Bytes) -> Result<Self> {
-        let mut r = Reader(value);
+        let mut r = Reader::new(&value);
         r.version_zero()?;
         let epoch = r.i32()?;
         r.skip_tagged_fields()?;
@@ -441,7 +409,7 @@ impl PartitionMetadataValue {
     }
 
     pub fn decode(value: Bytes) -> Result<Self> {
-        let mut r = Reader(value);
+        let mut r = Reader::new(&value);
         r.version_zero()?;
         let epoch = r.i32()?;
         // uuid + name + int32 + racks + tags.
@@ -491,7 +459,7 @@ impl MemberMetadataValue {
     }
 
     pub fn decode(value: Bytes) -> Result<Self> {
-        let mut r = Reader(value);
+        let mut r = Reader::new(&value);
         r.version_zero()?;
         let instance_id = r.compact_nullable_string()?;
         let rack_id = r.compact_nullable_string()?;
@@ -530,7 +498,7 @@ impl TargetAssignmentMetadataValue {
     }
 
     pub fn decode(value: Bytes) -> Result<Self> {
-        let mut r = Reader(value);
+        let mut r = Reader::new(&value);
         r.version_zero()?;
         let assignment_epoch = r.i32()?;
         r.skip_tagged_fields()?;
@@ -548,7 +516,7 @@ impl TargetAssignmentMemberValue {
     }
 
     pub fn decode(value: Bytes) -> Result<Self> {
-        let mut r = Reader(value);
+        let mut r = Reader::new(&value);
         r.version_zero()?;
         let partitions = r.assignment()?;
         r.skip_tagged_fields()?;
@@ -570,7 +538,7 @@ impl CurrentMemberAssignmentValue {
     }
 
     pub fn decode(value: Bytes) -> Result<Self> {
-        let mut r = Reader(value);
+        let mut r = Reader::new(&value);
         r.version_zero()?;
         let member_epoch = r.i32()?;
         let previous_member_epoch = r.i32()?;
