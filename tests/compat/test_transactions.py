@@ -446,25 +446,42 @@ CTP_KILLS = 3
 CTP_BUDGET_S = 270
 
 
+class Budget:
+    """What is left of a test's CTP_BUDGET_S: `left(cap)` is the time a wait may take."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.deadline = self.started + CTP_BUDGET_S
+
+    def __call__(self, cap: float) -> float:
+        remaining = self.deadline - time.monotonic()
+        assert remaining > 0, f"out of the {CTP_BUDGET_S}s budget"
+        return min(cap, remaining)
+
+
+def ctp_input(bootstrap: str, in_topic: str, out_topic: str, partitions: int) -> dict[int, int]:
+    """Creates both topics and writes CTP_RECORDS keyed input records; records per partition."""
+    create_topic(bootstrap, in_topic, partitions=partitions)
+    create_topic(bootstrap, out_topic, partitions=partitions)
+    return produce_input(bootstrap, in_topic, CTP_RECORDS, partitions)
+
+
+def kill_seed() -> tuple[int, random.Random]:
+    """The seed of a run's kill points ($STROM_COMPAT_TXN_SEED repeats one) and its generator."""
+    seed = int(os.environ.get("STROM_COMPAT_TXN_SEED", str(random.randrange(1 << 30))))
+    return seed, random.Random(seed)
+
+
 @pytest.mark.timeout(300)
 def test_consume_transform_produce_exactly_once_across_kill9_of_the_processor(strom, java_classpath, txn_procs):
     bootstrap, partitions = strom.bootstrap, 3
     in_topic, out_topic, group, txn_id = "ctp-in", "ctp-out", "ctp-group", "ctp-txn"
-    started = time.monotonic()
-    deadline = started + CTP_BUDGET_S
-
-    def left(cap: float) -> float:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"out of the {CTP_BUDGET_S}s budget"
-        return min(cap, remaining)
-
-    create_topic(bootstrap, in_topic, partitions=partitions)
-    create_topic(bootstrap, out_topic, partitions=partitions)
-    per_partition = produce_input(bootstrap, in_topic, CTP_RECORDS, partitions)
+    left = Budget()
+    started = left.started
+    per_partition = ctp_input(bootstrap, in_topic, out_topic, partitions)
     t_input = time.monotonic() - started
 
-    seed = int(os.environ.get("STROM_COMPAT_TXN_SEED", str(random.randrange(1 << 30))))
-    rng = random.Random(seed)
+    seed, rng = kill_seed()
     # Kill points: random fractions of the stream (the run is killed once it committed a
     # transaction and the group's committed offsets, as its lines report them, pass the
     # point), then a random few milliseconds
@@ -523,19 +540,10 @@ def test_consume_transform_produce_exactly_once_across_kill9_of_the_broker(strom
     every input exactly once."""
     bootstrap, partitions = strom.bootstrap, 3
     in_topic, out_topic, group, txn_id = "bk-in", "bk-out", "bk-group", "bk-txn"
-    started = time.monotonic()
-    deadline = started + CTP_BUDGET_S
-
-    def left(cap: float) -> float:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"out of the {CTP_BUDGET_S}s budget"
-        return min(cap, remaining)
-
-    create_topic(bootstrap, in_topic, partitions=partitions)
-    create_topic(bootstrap, out_topic, partitions=partitions)
-    per_partition = produce_input(bootstrap, in_topic, CTP_RECORDS, partitions)
-    seed = int(os.environ.get("STROM_COMPAT_TXN_SEED", str(random.randrange(1 << 30))))
-    rng = random.Random(seed)
+    left = Budget()
+    started = left.started
+    per_partition = ctp_input(bootstrap, in_topic, out_topic, partitions)
+    seed, rng = kill_seed()
     targets = sorted(int(rng.uniform(0.1, 0.8) * CTP_RECORDS) for _ in range(BROKER_KILLS))
     delays = [rng.uniform(0, 0.02) for _ in range(BROKER_KILLS)]
     print(f"kill seed {seed} (STROM_COMPAT_TXN_SEED={seed} repeats it): broker after {targets} records + {delays} s")
