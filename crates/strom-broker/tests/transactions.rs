@@ -17,31 +17,6 @@ use strom_protocol::ErrorCode;
 const TOPIC: &str = "txn-topic";
 const READ_COMMITTED: i8 = 1;
 
-fn code(c: i16) -> ErrorCode {
-    ErrorCode::from_code(c).unwrap_or_else(|| panic!("unknown error code {c}"))
-}
-
-async fn init(client: &mut Client, id: &str, timeout_ms: i32) -> (i64, i16) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let mut req = InitProducerIdRequest::default();
-        req.transactional_id = Some(StrBytes::from(id.to_owned()));
-        req.transaction_timeout_ms = timeout_ms;
-        req.producer_id = -1;
-        req.producer_epoch = -1;
-        let resp: InitProducerIdResponse = client.call(&req, 4).await;
-        match code(resp.error_code) {
-            ErrorCode::None => return (resp.producer_id, resp.producer_epoch),
-            ErrorCode::ConcurrentTransactions | ErrorCode::CoordinatorLoadInProgress
-                if Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => panic!("InitProducerId failed: {other:?}"),
-        }
-    }
-}
-
 async fn add_partitions(
     client: &mut Client,
     id: &str,
@@ -221,7 +196,7 @@ async fn setup(props: &[(&str, &str)]) -> (TestBroker, Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commit_makes_records_visible_to_read_committed_and_abort_never_does() {
     let (_broker, mut c) = setup(&[]).await;
-    let p = init(&mut c, "tx-a", 60_000).await;
+    let p = init_transactional(&mut c, "tx-a", 60_000).await;
     assert_eq!(p.1, 0);
 
     // Transaction 1, committed.
@@ -280,7 +255,7 @@ async fn commit_makes_records_visible_to_read_committed_and_abort_never_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_producer_with_the_same_id_fences_the_first_and_aborts_its_transaction() {
     let (_broker, mut c) = setup(&[]).await;
-    let first = init(&mut c, "tx-f", 60_000).await;
+    let first = init_transactional(&mut c, "tx-f", 60_000).await;
     assert_eq!(
         add_partitions(&mut c, "tx-f", first, &[1]).await,
         ErrorCode::None
@@ -292,7 +267,7 @@ async fn a_second_producer_with_the_same_id_fences_the_first_and_aborts_its_tran
         ErrorCode::None
     );
 
-    let second = init(&mut c, "tx-f", 60_000).await;
+    let second = init_transactional(&mut c, "tx-f", 60_000).await;
     assert_eq!(second.0, first.0);
     assert!(second.1 > first.1, "{second:?} must fence {first:?}");
     // The zombie's open transaction was aborted; the LSO moves past it.
@@ -341,7 +316,7 @@ async fn an_abandoned_transaction_is_aborted_after_its_timeout() {
         "100",
     )])
     .await;
-    let p = init(&mut c, "tx-t", 500).await;
+    let p = init_transactional(&mut c, "tx-t", 500).await;
     assert_eq!(
         add_partitions(&mut c, "tx-t", p, &[0]).await,
         ErrorCode::None
@@ -372,7 +347,7 @@ async fn an_abandoned_transaction_is_aborted_after_its_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_transaction_survives_a_restart_and_completes() {
     let (broker, mut c) = setup(&[]).await;
-    let p = init(&mut c, "tx-r", 60_000).await;
+    let p = init_transactional(&mut c, "tx-r", 60_000).await;
     assert_eq!(
         add_partitions(&mut c, "tx-r", p, &[0, 1]).await,
         ErrorCode::None
@@ -408,7 +383,7 @@ async fn an_open_transaction_survives_a_restart_and_completes() {
 async fn late_requests_of_an_earlier_transaction_are_fenced_under_transaction_version_2() {
     let (_broker, mut c) = setup(&[]).await;
     let id = "tx-late";
-    let p0 = init(&mut c, id, 60_000).await;
+    let p0 = init_transactional(&mut c, id, 60_000).await;
 
     // Transaction 1: commit with EndTxn v5, which bumps the epoch.
     assert_eq!(add_partitions(&mut c, id, p0, &[0]).await, ErrorCode::None);
@@ -466,7 +441,7 @@ async fn late_requests_of_an_earlier_transaction_are_fenced_under_transaction_ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transactional_produce_outside_the_transaction_is_refused() {
     let (_broker, mut c) = setup(&[]).await;
-    let p = init(&mut c, "tx-v", 60_000).await;
+    let p = init_transactional(&mut c, "tx-v", 60_000).await;
     // No AddPartitionsToTxn for partition 0: KIP-890 verification refuses it.
     let (err, _) = produce_txn(&mut c, "tx-v", p, 0, 0, &["stray"]).await;
     assert_eq!(err, ErrorCode::InvalidTxnState);
@@ -516,7 +491,7 @@ async fn transaction_version_2_is_advertised_and_produce_v12_adds_partitions_its
     assert_eq!(finalized, [("transaction.version".to_owned(), 2)]);
 
     let id = "tx-v2";
-    let p0 = init(&mut c, id, 60_000).await;
+    let p0 = init_transactional(&mut c, id, 60_000).await;
     // No AddPartitionsToTxn: Produce v12 joins partitions 0 and 1 itself.
     assert_eq!(
         produce_txn_v(&mut c, id, p0, 0, 0, &["x"], 12).await.0,

@@ -18,29 +18,8 @@ const TOPIC: &str = "in";
 const GROUP: &str = "eos-group";
 const TXN_ID: &str = "eos-app";
 
-fn code(c: i16) -> ErrorCode {
-    ErrorCode::from_code(c).unwrap_or_else(|| panic!("unknown error code {c}"))
-}
-
 async fn init(client: &mut Client) -> (i64, i16) {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let mut req = InitProducerIdRequest::default();
-        req.transactional_id = Some(StrBytes::from(TXN_ID));
-        req.transaction_timeout_ms = 60_000;
-        req.producer_id = -1;
-        req.producer_epoch = -1;
-        let resp: InitProducerIdResponse = client.call(&req, 4).await;
-        match code(resp.error_code) {
-            ErrorCode::None => return (resp.producer_id, resp.producer_epoch),
-            ErrorCode::ConcurrentTransactions | ErrorCode::CoordinatorLoadInProgress
-                if Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => panic!("InitProducerId failed: {other:?}"),
-        }
-    }
+    init_transactional(client, TXN_ID, 60_000).await
 }
 
 async fn add_offsets(client: &mut Client, (pid, epoch): (i64, i16)) {

@@ -7,7 +7,11 @@ use strom_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use strom_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use strom_protocol::messages::*;
 
-use super::Client;
+use std::time::{Duration, Instant};
+
+use strom_protocol::ErrorCode;
+
+use super::{Client, TIMEOUT};
 
 pub async fn create_topic(
     client: &mut Client,
@@ -112,4 +116,31 @@ pub async fn metadata(
     });
     req.allow_auto_topic_creation = allow_create;
     client.call(&req, 12).await
+}
+
+/// The error code as an `ErrorCode` (an unknown code fails the test).
+pub fn code(c: i16) -> ErrorCode {
+    ErrorCode::from_code(c).unwrap_or_else(|| panic!("unknown error code {c}"))
+}
+
+/// InitProducerId for a transactional id, retried while the coordinator is busy.
+pub async fn init_transactional(client: &mut Client, id: &str, timeout_ms: i32) -> (i64, i16) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let mut req = InitProducerIdRequest::default();
+        req.transactional_id = Some(StrBytes::from(id.to_owned()));
+        req.transaction_timeout_ms = timeout_ms;
+        req.producer_id = -1;
+        req.producer_epoch = -1;
+        let resp: InitProducerIdResponse = client.call(&req, 4).await;
+        match code(resp.error_code) {
+            ErrorCode::None => return (resp.producer_id, resp.producer_epoch),
+            ErrorCode::ConcurrentTransactions | ErrorCode::CoordinatorLoadInProgress
+                if Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("InitProducerId failed: {other:?}"),
+        }
+    }
 }
