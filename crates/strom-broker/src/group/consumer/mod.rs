@@ -421,6 +421,18 @@ impl ConsumerGroup {
         member_id: &str,
         member_epoch: i32,
     ) -> Result<(), ErrorCode> {
+        self.check_commit_member(member_id, member_epoch, ErrorCode::StaleMemberEpoch)
+    }
+
+    /// An offset commit's member check: none for an empty group and no
+    /// epoch, else the member must exist and send its current epoch
+    /// (`stale` otherwise).
+    fn check_commit_member(
+        &self,
+        member_id: &str,
+        member_epoch: i32,
+        stale: ErrorCode,
+    ) -> Result<(), ErrorCode> {
         if member_epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
@@ -429,7 +441,7 @@ impl ConsumerGroup {
             .get(member_id)
             .ok_or(ErrorCode::UnknownMemberId)?;
         if member.member_epoch != member_epoch {
-            return Err(ErrorCode::StaleMemberEpoch);
+            return Err(stale);
         }
         Ok(())
     }
@@ -445,20 +457,10 @@ impl ConsumerGroup {
         group_instance_id: Option<&str>,
         member_epoch: i32,
     ) -> Result<(), ErrorCode> {
-        if member_epoch < 0 && self.members.is_empty() {
-            return Ok(());
-        }
         if member_epoch == -1 && member_id.is_empty() && group_instance_id.is_none() {
             return Ok(());
         }
-        let member = self
-            .members
-            .get(member_id)
-            .ok_or(ErrorCode::UnknownMemberId)?;
-        if member.member_epoch != member_epoch {
-            return Err(ErrorCode::IllegalGeneration);
-        }
-        Ok(())
+        self.check_commit_member(member_id, member_epoch, ErrorCode::IllegalGeneration)
     }
 
     /// KIP-848 OffsetFetch validation (Kafka's `validateOffsetFetch`): without
