@@ -211,6 +211,7 @@ impl Admin {
             .map(|n| {
                 self.cluster
                     .topic(n)
+                    .map(|t| TopicMetadata::clone(&t))
                     .ok_or_else(|| ClientError::kafka(3, Some(format!("topic {n}"))))
             })
             .collect()

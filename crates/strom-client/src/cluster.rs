@@ -60,7 +60,8 @@ pub struct TopicMetadata {
 #[derive(Default)]
 struct State {
     brokers: HashMap<i32, Node>,
-    topics: HashMap<String, TopicMetadata>,
+    /// Shared, so that a lookup per produced record costs no copy.
+    topics: HashMap<String, Arc<TopicMetadata>>,
     cluster_id: Option<String>,
     controller_id: i32,
 }
@@ -240,19 +241,23 @@ impl Cluster {
                 is_internal: t.is_internal,
                 partitions,
             };
-            state.topics.insert(name, meta);
+            state.topics.insert(name, Arc::new(meta));
         }
     }
 
     /// Cached metadata for `topic`.
-    pub fn topic(&self, topic: &str) -> Option<TopicMetadata> {
+    pub fn topic(&self, topic: &str) -> Option<Arc<TopicMetadata>> {
         self.state.lock().unwrap().topics.get(topic).cloned()
     }
 
     /// The cached topic with id `id`.
     pub fn topic_by_id(&self, id: &Uuid) -> Option<TopicMetadata> {
         let state = self.state.lock().unwrap();
-        state.topics.values().find(|t| t.topic_id == *id).cloned()
+        state
+            .topics
+            .values()
+            .find(|t| t.topic_id == *id)
+            .map(|t| TopicMetadata::clone(t))
     }
 
     /// Cached metadata for every known topic.
@@ -262,7 +267,7 @@ impl Cluster {
             .unwrap()
             .topics
             .values()
-            .cloned()
+            .map(|t| TopicMetadata::clone(t))
             .collect()
     }
 

@@ -6,6 +6,9 @@
 //! so responses (which Kafka sends in request order) always find their waiter.
 //! In-flight requests are bounded by a semaphore whose permit is released when the
 //! response arrives, which is how `max.in.flight.requests.per.connection` holds.
+//! The writer takes the permit before writing, so `dispatch` only queues: a
+//! caller (the producer's sender) goes on batching while its earlier requests
+//! wait for room, and requests still leave in the order they were dispatched.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -75,7 +78,6 @@ struct Outgoing {
     correlation_id: i32,
     header_version: i16,
     reply: Reply,
-    permit: Option<OwnedSemaphorePermit>,
 }
 
 struct Pending {
@@ -152,9 +154,11 @@ impl Connection {
         let pending: PendingMap = Arc::default();
         let closed = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let in_flight = Arc::new(Semaphore::new(config.max_in_flight.max(1)));
         tokio::spawn(write_loop(
             write,
             rx,
+            in_flight.clone(),
             pending.clone(),
             closed.clone(),
             addr.to_string(),
@@ -168,7 +172,7 @@ impl Connection {
         ));
         let mut conn = Connection {
             addr: addr.to_string(),
-            in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            in_flight,
             config,
             broker_versions: HashMap::new(),
             next_correlation_id: AtomicI32::new(0),
@@ -282,7 +286,9 @@ impl Connection {
     {
         let api_key = R::API_KEY.value();
         let (frame, correlation_id) = self.encode(req, version)?;
-        let permit = self.acquire().await?;
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
         let (tx, rx) = oneshot::channel();
         trace!(addr = %self.addr, api_key, version, correlation_id, "request");
         let out = Outgoing {
@@ -290,7 +296,6 @@ impl Connection {
             correlation_id,
             header_version: response_header_version(api_key, version),
             reply: Reply::Response(tx),
-            permit: Some(permit),
         };
         self.writer
             .send(out)
@@ -319,7 +324,6 @@ impl Connection {
             correlation_id,
             header_version: 0,
             reply: Reply::Written(tx),
-            permit: None,
         };
         self.writer
             .send(out)
@@ -352,17 +356,6 @@ impl Connection {
         Ok((buf.freeze(), correlation_id))
     }
 
-    async fn acquire(&self) -> Result<OwnedSemaphorePermit, ClientError> {
-        if self.is_closed() {
-            return Err(self.closed_error());
-        }
-        self.in_flight
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| self.closed_error())
-    }
-
     fn closed_error(&self) -> ClientError {
         ClientError::ConnectionClosed {
             addr: self.addr.clone(),
@@ -390,6 +383,7 @@ fn fail_all(pending: &PendingMap, addr: &str) {
 async fn write_loop(
     mut write: OwnedWriteHalf,
     mut rx: mpsc::Receiver<Outgoing>,
+    in_flight: Arc<Semaphore>,
     pending: PendingMap,
     closed: Arc<AtomicBool>,
     addr: String,
@@ -401,10 +395,15 @@ async fn write_loop(
         }
         let written_reply = match out.reply {
             Reply::Response(reply) => {
+                // Closed when the connection is dropped.
+                let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                    fail_reply(Reply::Response(reply), &addr);
+                    continue;
+                };
                 let entry = Pending {
                     header_version: out.header_version,
                     reply,
-                    _permit: out.permit,
+                    _permit: Some(permit),
                 };
                 pending.lock().unwrap().insert(out.correlation_id, entry);
                 // The reader sets `closed` before failing waiters; an entry added

@@ -9,15 +9,22 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::Rng;
-use strom_protocol::records::{set_producer_state, Compression, Header, RecordBatchBuilder};
+use strom_protocol::records::{
+    decode_batch, set_producer_state, Compression, Header, RecordBatchBuilder,
+};
 
 use super::{ProducerError, ProducerRecord, RecordMetadata, Responder};
+use crate::cluster::PartitionMetadata;
 
 /// Per-record overhead assumed when sizing a batch (varint lengths, deltas,
 /// attributes): Java's estimate is of the same order. The 61-byte batch header
 /// is counted once per batch.
 pub(crate) const RECORD_OVERHEAD_BYTES: usize = 21;
 const BATCH_HEADER_BYTES: usize = 61;
+/// Cap on the decompressed size of a batch split after `MESSAGE_TOO_LARGE`:
+/// the producer's own batch, bounded by `batch.size`/`max.request.size`, so
+/// this only guards against a bug, not a peer.
+const MAX_SPLIT_UNCOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
 
 /// Bytes a record adds to a batch, before compression.
 pub(crate) fn record_size(r: &ProducerRecord) -> usize {
@@ -82,7 +89,7 @@ impl Batch {
             } else {
                 ts
             };
-            let _ = tx.send(Ok(RecordMetadata {
+            tx.send(Ok(RecordMetadata {
                 topic: self.topic.clone(),
                 partition: self.partition,
                 offset,
@@ -94,7 +101,7 @@ impl Batch {
     /// Fails every record with `err`.
     pub fn fail(self, err: ProducerError) {
         for (tx, _) in self.responders {
-            let _ = tx.send(Err(err.clone()));
+            tx.send(Err(err.clone()));
         }
     }
 
@@ -181,8 +188,15 @@ impl Accumulator {
 
     /// The sticky partition for keyless records of `topic`; when its open batch
     /// cannot take `size` more bytes, that batch is sealed and a new partition
-    /// chosen among `available` (KIP-480).
-    pub fn sticky_partition(&mut self, topic: &str, available: &[i32], size: usize) -> i32 {
+    /// chosen among those with a leader, or among all if none has one (KIP-480).
+    pub fn sticky_partition(
+        &mut self,
+        topic: &str,
+        partitions: &[PartitionMetadata],
+        size: usize,
+    ) -> i32 {
+        let with_leader = partitions.iter().filter(|p| p.leader >= 0).count();
+        let available = |p: &PartitionMetadata| with_leader == 0 || p.leader >= 0;
         // Read before sealing: sealing forgets the sticky partition, and the
         // next one must differ from it (KIP-480).
         let previous = self.sticky.get(topic).copied();
@@ -192,17 +206,22 @@ impl Accumulator {
                 .get(&(topic.to_string(), p))
                 .and_then(|q| q.open.as_ref())
                 .is_some_and(|b| b.size_bytes + size > self.batch_size);
-            if !full && available.contains(&p) {
+            if !full && partitions.iter().any(|m| m.partition == p && available(m)) {
                 return p;
             }
             if full {
                 self.seal(topic, p);
             }
         }
-        let choices: Vec<i32> = available
+        let choices: Vec<i32> = partitions
+            .iter()
+            .filter(|m| available(m))
+            .map(|m| m.partition)
+            .collect();
+        let choices: Vec<i32> = choices
             .iter()
             .copied()
-            .filter(|&p| available.len() < 2 || Some(p) != previous)
+            .filter(|&p| choices.len() < 2 || Some(p) != previous)
             .collect();
         let p = choices[rand::rng().random_range(0..choices.len())];
         self.sticky.insert(topic.to_string(), p);
@@ -288,20 +307,23 @@ impl Accumulator {
     pub fn expire(&mut self, now: Instant, delivery_timeout_ms: u64) -> usize {
         let mut expired = 0;
         for q in self.partitions.values_mut() {
-            let mut keep = VecDeque::with_capacity(q.queue.len());
-            for b in q.queue.drain(..) {
-                if now >= b.deadline {
-                    expired += b.record_count();
-                    // Its sequence numbers will never reach the broker.
-                    self.sequence_gap |= b.base_sequence.is_some();
-                    b.fail(ProducerError::DeliveryTimeout {
-                        delivery_timeout_ms,
-                    });
-                } else {
-                    keep.push_back(b);
+            // Most steps expire nothing: look before rebuilding the queue.
+            if q.queue.iter().any(|b| now >= b.deadline) {
+                let mut keep = VecDeque::with_capacity(q.queue.len());
+                for b in q.queue.drain(..) {
+                    if now >= b.deadline {
+                        expired += b.record_count();
+                        // Its sequence numbers will never reach the broker.
+                        self.sequence_gap |= b.base_sequence.is_some();
+                        b.fail(ProducerError::DeliveryTimeout {
+                            delivery_timeout_ms,
+                        });
+                    } else {
+                        keep.push_back(b);
+                    }
                 }
+                q.queue = keep;
             }
-            q.queue = keep;
             if q.open.as_ref().is_some_and(|b| now >= b.deadline) {
                 let b = q.open.take().expect("checked above");
                 expired += b.record_count();
@@ -392,6 +414,57 @@ impl Accumulator {
                 }
             }
         }
+    }
+
+    /// Splits a batch the broker refused as too large (`MESSAGE_TOO_LARGE`)
+    /// into one batch per record, as Java's producer splits such a batch
+    /// instead of failing every record in it: records that fit then go
+    /// through, and only the oversized one fails. The parts keep the batch's
+    /// sequence numbers (one each, in order), its deadline and its futures.
+    /// `None` (the batch untouched) if it cannot be split: one record, or
+    /// not encoded; on success the batch is left without records.
+    pub fn split(&self, batch: &mut Batch) -> Option<Vec<Batch>> {
+        if batch.record_count() < 2 {
+            return None;
+        }
+        let bytes = batch.bytes.clone()?;
+        let (header, records) = decode_batch(&bytes, MAX_SPLIT_UNCOMPRESSED_BYTES).ok()?;
+        if records.len() != batch.responders.len() {
+            return None;
+        }
+        let responders = std::mem::take(&mut batch.responders);
+        let parts = records
+            .into_iter()
+            .zip(responders)
+            .enumerate()
+            .map(|(i, (record, responder))| {
+                let size = BATCH_HEADER_BYTES
+                    + RECORD_OVERHEAD_BYTES
+                    + record.key.as_ref().map_or(0, |k| k.len())
+                    + record.value.as_ref().map_or(0, |v| v.len());
+                let mut builder = RecordBatchBuilder::new(self.compression);
+                builder.push(responder.1, record.key, record.value, record.headers);
+                Batch {
+                    topic: batch.topic.clone(),
+                    partition: batch.partition,
+                    builder: Some(builder),
+                    bytes: None,
+                    responders: vec![responder],
+                    size_bytes: size,
+                    created: batch.created,
+                    deadline: batch.deadline,
+                    attempts: batch.attempts,
+                    base_sequence: batch
+                        .base_sequence
+                        .map(|s| ((i64::from(s) + i as i64) % (i64::from(i32::MAX) + 1)) as i32),
+                    retry_at: None,
+                    restamp: batch.restamp,
+                    transactional: batch.transactional,
+                }
+            })
+            .collect();
+        debug_assert!(header.records_count >= 2);
+        Some(parts)
     }
 
     /// Puts a retriable failure back in its partition's queue, ahead of batches

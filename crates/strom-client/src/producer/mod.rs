@@ -77,8 +77,38 @@ impl Future for CallbackDone {
     }
 }
 
-/// Where a record's outcome is delivered.
-pub(crate) type Responder = oneshot::Sender<Result<RecordMetadata, ProducerError>>;
+/// Where a record's outcome is delivered: the channel behind the future that
+/// `send` returned and, for `send_with_callback`, a callback run first.
+///
+/// Callbacks run on the producer's background task, as Java runs them on its
+/// I/O thread: no task per record, and callbacks of one partition run in
+/// offset order. A callback that blocks holds up the producer (Java documents
+/// the same); one that panics is logged and the producer goes on.
+pub(crate) struct Responder {
+    tx: oneshot::Sender<Result<RecordMetadata, ProducerError>>,
+    callback: Option<Callback>,
+}
+
+type Callback = Box<dyn FnOnce(Result<RecordMetadata, ProducerError>) + Send>;
+
+impl Responder {
+    pub(crate) fn new(tx: oneshot::Sender<Result<RecordMetadata, ProducerError>>) -> Self {
+        Responder { tx, callback: None }
+    }
+
+    /// Delivers the outcome: the callback (if any), then the future.
+    pub(crate) fn send(self, result: Result<RecordMetadata, ProducerError>) {
+        if let Some(callback) = self.callback {
+            let copy = result.clone();
+            let run = std::panic::AssertUnwindSafe(move || callback(copy));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::warn!("a send callback panicked; the producer goes on");
+            }
+        }
+        // Nobody waiting on the future is fine.
+        let _ = self.tx.send(result);
+    }
+}
 
 /// Why a record was not delivered.
 #[derive(Debug, Error, Clone)]
@@ -278,19 +308,30 @@ impl Producer {
         record: ProducerRecord,
     ) -> impl Future<Output = Result<RecordMetadata, ProducerError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let size = record_size(&record);
-        let queued = if size > self.max_request_size {
-            Err(ProducerError::RecordTooLarge {
-                bytes: size,
-                limit: self.max_request_size,
-            })
-        } else {
-            self.queue_send(Command::Send(record, tx))
-        };
+        let queued = self.queue_record(record, Responder::new(tx));
         async move {
             queued?;
             rx.await.unwrap_or(Err(ProducerError::Closed))
         }
+    }
+
+    /// Checks a record's size and queues it for the background task. A record
+    /// refused here has its outcome delivered at once through `responder`.
+    fn queue_record(
+        &self,
+        record: ProducerRecord,
+        responder: Responder,
+    ) -> Result<(), ProducerError> {
+        let size = record_size(&record);
+        if size > self.max_request_size {
+            let err = ProducerError::RecordTooLarge {
+                bytes: size,
+                limit: self.max_request_size,
+            };
+            responder.send(Err(err.clone()));
+            return Err(err);
+        }
+        self.queue_send(record, responder)
     }
 
     /// Like [`send`](Self::send), calling `callback` with the outcome (Java's
@@ -301,13 +342,13 @@ impl Producer {
     where
         F: FnOnce(Result<RecordMetadata, ProducerError>) + Send + 'static,
     {
-        let fut = self.send(record);
         let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let result = fut.await;
-            callback(result.clone());
-            let _ = tx.send(result);
-        });
+        let responder = Responder {
+            tx,
+            callback: Some(Box::new(callback)),
+        };
+        // A refused record's callback has run already, and `rx` holds the error.
+        let _ = self.queue_record(record, responder);
         CallbackDone { rx }
     }
 
@@ -323,17 +364,29 @@ impl Producer {
     /// Queues a send. A transactional producer checks its state and queues
     /// under one lock, so a send either precedes a commit's or abort's flush
     /// or is refused.
-    fn queue_send(&self, command: Command) -> Result<(), ProducerError> {
-        let queue = || {
+    fn queue_send(
+        &self,
+        record: ProducerRecord,
+        responder: Responder,
+    ) -> Result<(), ProducerError> {
+        let queue = |record, responder| {
             self.commands
-                .send(command)
-                .map_err(|_| ProducerError::Closed)
+                .send(Command::Send(record, responder))
+                .map_err(|mpsc::error::SendError(command)| {
+                    if let Command::Send(_, responder) = command {
+                        responder.send(Err(ProducerError::Closed));
+                    }
+                    ProducerError::Closed
+                })
         };
         match &self.txn {
-            None => queue(),
-            Some(txn) => txn.with(|s| {
-                s.check_send()?;
-                queue()
+            None => queue(record, responder),
+            Some(txn) => txn.with(|s| match s.check_send() {
+                Ok(()) => queue(record, responder),
+                Err(e) => {
+                    responder.send(Err(e.clone()));
+                    Err(e)
+                }
             }),
         }
     }

@@ -26,6 +26,11 @@ use crate::cluster::Cluster;
 use crate::error::ClientError;
 use crate::producer::config::Acks;
 
+/// Commands taken from the queue between two steps of the background task.
+/// Bounds the time records already batched wait for the step that sends
+/// them, while a busy producer still steps once per many records.
+const COMMANDS_PER_STEP: usize = 1024;
+
 pub(crate) enum Command {
     Send(ProducerRecord, Responder),
     Flush(oneshot::Sender<()>),
@@ -125,16 +130,37 @@ impl Sender {
             }
             let wake = self.next_wakeup();
             tokio::select! {
-                cmd = commands.recv(), if !self.closing => match cmd {
-                    Some(Command::Send(record, responder)) => self.accept(record, responder),
-                    Some(Command::Flush(tx)) => self.flushers.push(tx),
-                    Some(Command::Close(tx)) => { self.closers.push(tx); self.closing = true; }
-                    Some(Command::SetIdentity(id, tx)) => self.set_identity(id, tx),
-                    None => self.closing = true,
-                },
+                cmd = commands.recv(), if !self.closing => {
+                    self.command(cmd);
+                    // Take what else is queued before the next step, so that
+                    // a busy producer steps once per many records, not per record.
+                    for _ in 1..COMMANDS_PER_STEP {
+                        if self.closing {
+                            break;
+                        }
+                        match commands.try_recv() {
+                            Ok(cmd) => self.command(Some(cmd)),
+                            Err(mpsc::error::TryRecvError::Empty) => break,
+                            Err(mpsc::error::TryRecvError::Disconnected) => self.command(None),
+                        }
+                    }
+                }
                 Some(ev) = self.events_rx.recv() => self.on_event(ev),
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
+        }
+    }
+
+    fn command(&mut self, cmd: Option<Command>) {
+        match cmd {
+            Some(Command::Send(record, responder)) => self.accept(record, responder),
+            Some(Command::Flush(tx)) => self.flushers.push(tx),
+            Some(Command::Close(tx)) => {
+                self.closers.push(tx);
+                self.closing = true;
+            }
+            Some(Command::SetIdentity(id, tx)) => self.set_identity(id, tx),
+            None => self.closing = true,
         }
     }
 
@@ -181,7 +207,7 @@ impl Sender {
         }
         for w in expired {
             self.outstanding -= 1;
-            let _ = w.responder.send(Err(ProducerError::DeliveryTimeout {
+            w.responder.send(Err(ProducerError::DeliveryTimeout {
                 delivery_timeout_ms: timeout_ms,
             }));
         }
@@ -237,7 +263,7 @@ impl Sender {
             self.outstanding -= failed;
             for w in self.waiting.drain(..) {
                 self.outstanding -= 1;
-                let _ = w.responder.send(Err(err.clone()));
+                w.responder.send(Err(err.clone()));
             }
             if self.acc.sequence_gap {
                 // A retried batch's sequence numbers were given up: the next
@@ -341,7 +367,7 @@ impl Sender {
                     partition: p,
                     partitions: n,
                 };
-                let _ = w.responder.send(Err(err));
+                w.responder.send(Err(err));
                 return;
             }
             Some(p) => p,
@@ -352,21 +378,9 @@ impl Sender {
                 n,
             ) {
                 Some(p) => p.rem_euclid(n.max(1)),
-                None => {
-                    let available: Vec<i32> = meta
-                        .partitions
-                        .iter()
-                        .filter(|p| p.leader >= 0)
-                        .map(|p| p.partition)
-                        .collect();
-                    let all: Vec<i32> = (0..n).collect();
-                    let choices = if available.is_empty() {
-                        &all
-                    } else {
-                        &available
-                    };
-                    self.acc.sticky_partition(&r.topic, choices, record_size(r))
-                }
+                None => self
+                    .acc
+                    .sticky_partition(&r.topic, &meta.partitions, record_size(r)),
             },
         };
         if let Some(txn) = &self.txn {
@@ -506,6 +520,22 @@ impl Sender {
                 self.outstanding -= batch.record_count();
                 batch.complete(base_offset, append_time);
             }
+            Err(e) if e.code() == Some(ErrorCode::MessageTooLarge.code()) => {
+                let mut batch = batch;
+                match self.acc.split(&mut batch) {
+                    Some(parts) => {
+                        debug!(
+                            records = parts.len(),
+                            "batch too large for the broker; sending its records one by one"
+                        );
+                        // Reversed: each requeue goes ahead of the one before.
+                        for part in parts.into_iter().rev() {
+                            self.acc.requeue(part);
+                        }
+                    }
+                    None => self.fail_batch(batch, e),
+                }
+            }
             Err(e) => {
                 let retrying = q.retrying;
                 let out_of_order = e.code() == Some(ErrorCode::OutOfOrderSequenceNumber.code());
@@ -524,14 +554,19 @@ impl Sender {
                     batch.retry_at = Some(now + self.config.retry_backoff);
                     self.acc.requeue(batch);
                 } else {
-                    self.outstanding -= batch.record_count();
-                    self.acc.sequence_gap |= batch.base_sequence.is_some();
-                    let err = ProducerError::Client(e);
-                    self.txn_batch_failed(&err);
-                    batch.fail(err);
+                    self.fail_batch(batch, e);
                 }
             }
         }
+    }
+
+    /// Fails every record of a batch for good.
+    fn fail_batch(&mut self, batch: Batch, e: ClientError) {
+        self.outstanding -= batch.record_count();
+        self.acc.sequence_gap |= batch.base_sequence.is_some();
+        let err = ProducerError::Client(e);
+        self.txn_batch_failed(&err);
+        batch.fail(err);
     }
 }
 
