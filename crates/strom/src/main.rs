@@ -10,6 +10,13 @@ mod server;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: the broker and the tools move
+/// buffers between threads (a request read on one worker, answered on another;
+/// a record built by the caller, freed by the producer's task), which glibc's
+/// arenas serialize on a lock; mimalloc's per-thread heaps free them without one.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Strom: a Kafka-compatible streaming platform.
 #[derive(Parser, Debug)]
 #[command(name = "strom", version, about, long_about = None, after_help = cli::EXIT_CODES_HELP)]
