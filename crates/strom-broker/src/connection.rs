@@ -5,13 +5,29 @@
 //! client's pipelined produce requests to one partition must append in the
 //! order they were sent. Responses go to a writer task through a bounded
 //! channel so that writing one response overlaps reading the next request.
+//!
+//! A produce request is answered once its records are durable by the topic's
+//! flush policy; meanwhile the connection reads and appends the client's next
+//! requests (up to [`MAX_QUEUED_RESPONSES`]), so the fsyncs of a pipelining
+//! producer overlap and share (group commit). Appends still happen in request
+//! order, and the writer sends answers in request order.
+//!
+//! A fetch response's record sets stay in their segment files until the
+//! writer sends them with `sendfile` (DESIGN §5): the records never pass
+//! through user space, and a queued fetch response pins no memory for them.
 
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use strom_protocol::fetch_response::{Frame, FramePart};
 use strom_protocol::frame::{frame_len, FRAME_PREFIX_LEN};
 use strom_protocol::header::RequestHeader;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use strom_storage::{FileRange, LogSlice};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -28,10 +44,28 @@ pub const MAX_QUEUED_RESPONSES: usize = 16;
 pub async fn serve(state: State, stream: TcpStream, peer: std::net::SocketAddr) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(MAX_QUEUED_RESPONSES);
+    let (tx, mut rx) = mpsc::channel::<Response>(MAX_QUEUED_RESPONSES);
     let writer_task = tokio::spawn(async move {
         while let Some(response) = rx.recv().await {
-            if writer.write_all(&response).await.is_err() {
+            let response = match response {
+                Response::Deferred(answer) => match answer.await {
+                    Outcome::Respond(frame) => Response::Bytes(frame),
+                    Outcome::RespondParts(frame) => Response::Parts(frame),
+                    Outcome::NoResponse | Outcome::Deferred(_) => continue,
+                    Outcome::Close(reason) => {
+                        tracing::warn!(%peer, %reason, "closing connection");
+                        break;
+                    }
+                },
+                ready => ready,
+            };
+            let written = match response {
+                Response::Bytes(frame) => writer.write_all(&frame).await,
+                Response::Parts(frame) => write_parts(&mut writer, frame).await,
+                Response::Deferred(_) => Ok(()),
+            };
+            if let Err(e) = written {
+                tracing::debug!(%peer, error = %e, "closing connection: write failed");
                 break;
             }
         }
@@ -89,7 +123,17 @@ pub async fn serve(state: State, stream: TcpStream, peer: std::net::SocketAddr) 
         drop(permit);
         match outcome {
             Outcome::Respond(response) => {
-                if tx.send(response).await.is_err() {
+                if tx.send(Response::Bytes(response)).await.is_err() {
+                    break;
+                }
+            }
+            Outcome::RespondParts(frame) => {
+                if tx.send(Response::Parts(frame)).await.is_err() {
+                    break;
+                }
+            }
+            Outcome::Deferred(answer) => {
+                if tx.send(Response::Deferred(answer)).await.is_err() {
                     break;
                 }
             }
@@ -108,4 +152,55 @@ pub async fn serve(state: State, stream: TcpStream, peer: std::net::SocketAddr) 
     }
     drop(tx);
     let _ = writer_task.await;
+}
+
+/// A response on its way to the writer task.
+enum Response {
+    Bytes(Bytes),
+    Parts(Frame<LogSlice>),
+    /// Awaited by the writer in its turn, so responses keep request order.
+    Deferred(Pin<Box<dyn Future<Output = Outcome> + Send>>),
+}
+
+/// Writes a response frame made of parts: encoded bytes as they are, record
+/// sets in segment files with `sendfile`.
+async fn write_parts(writer: &mut OwnedWriteHalf, frame: Frame<LogSlice>) -> io::Result<()> {
+    for part in frame.parts {
+        match part {
+            FramePart::Bytes(b) | FramePart::Records(LogSlice::Memory(b)) => {
+                writer.write_all(&b).await?
+            }
+            FramePart::Records(LogSlice::File(range)) => send_file(writer.as_ref(), &range).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Sends a range of a segment file to the socket with `sendfile(2)`: the
+/// kernel moves page-cache pages to the socket without a copy through user
+/// space. A file that turns out shorter than the range (truncated since the
+/// read) fails the write, which closes the connection: the frame's length is
+/// already on the wire and cannot be honoured.
+async fn send_file(stream: &TcpStream, range: &FileRange) -> io::Result<()> {
+    let mut offset = range.position;
+    let mut remaining = range.len;
+    while remaining > 0 {
+        stream.writable().await?;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, &*range.file, Some(&mut offset), remaining)
+                .map_err(io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "segment file shorter than the fetch response",
+                ))
+            }
+            Ok(n) => remaining -= n.min(remaining),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

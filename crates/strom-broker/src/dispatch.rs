@@ -1,9 +1,14 @@
 //! Routes a request to its handler: version check, bounded decode, encode.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use strom_protocol::apis;
+use strom_protocol::fetch_response::Frame;
 use strom_protocol::header::{encode_response_header, response_header_version, RequestHeader};
 use strom_protocol::messages::{ApiVersion, DecodeLimits, KafkaDecode, KafkaEncode};
+use strom_storage::LogSlice;
 
 use crate::handlers;
 use crate::state::State;
@@ -12,6 +17,12 @@ use crate::state::State;
 pub enum Outcome {
     /// Send this whole frame (length prefix included).
     Respond(Bytes),
+    /// Send this frame whose record sets are still in segment files (Fetch).
+    RespondParts(Frame<LogSlice>),
+    /// The answer is not ready yet (a produce waiting for its fsync and high
+    /// watermark): the connection reads on and sends this answer, when it
+    /// resolves, in its place among the responses.
+    Deferred(Pin<Box<dyn Future<Output = Outcome> + Send>>),
     /// `acks=0` produce: Kafka sends nothing back.
     NoResponse,
     /// Close the connection (undecodable or unsupported request), as Kafka does.

@@ -15,7 +15,7 @@ use strom_protocol::records::{
     RecordBatchBuilder, RecordError, TimestampType,
 };
 use strom_protocol::ErrorCode;
-use strom_storage::{AppendError, AppendOrigin, PartitionLog, ReadError};
+use strom_storage::{AppendError, AppendOrigin, LogSlice, PartitionLog, ReadError};
 
 use crate::config::TopicConfig;
 
@@ -43,10 +43,23 @@ pub struct Appended {
     pub log_start_offset: i64,
 }
 
+/// Records written to the log by [`Partition::append_unacknowledged`],
+/// waiting for [`Partition::acknowledge`].
+#[derive(Debug)]
+#[must_use = "an append is answered only once acknowledged"]
+pub struct PendingAppend {
+    appended: Appended,
+    /// Fsync through this offset first (`flush.messages` reached).
+    flush_to: Option<i64>,
+    /// The log end offset after the append: the high watermark moves here.
+    log_end_offset: i64,
+}
+
 /// What a fetch reads from one partition.
 #[derive(Debug, Clone)]
 pub struct FetchRead {
-    pub records: Bytes,
+    /// Whole batches, usually a range of a segment file sent with `sendfile`.
+    pub records: LogSlice,
     pub high_watermark: i64,
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
@@ -99,6 +112,10 @@ fn append_error(e: AppendError) -> PartitionError {
         #[allow(unreachable_patterns)]
         other => PartitionError::new(ErrorCode::UnknownServerError, other.to_string()),
     }
+}
+
+fn storage_error(e: strom_storage::StorageError) -> PartitionError {
+    PartitionError::new(ErrorCode::KafkaStorageError, e.to_string())
 }
 
 /// Kafka's code for a rejected batch is decided by the protocol crate, once.
@@ -230,10 +247,23 @@ impl Partition {
     /// Appends one produce request's records. Returns once the append is
     /// durable by the topic's flush policy and the high watermark covers it.
     pub async fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, PartitionError> {
+        let pending = self.append_unacknowledged(records, now_ms)?;
+        self.acknowledge(pending).await
+    }
+
+    /// The first half of [`Partition::append`]: validates and writes the
+    /// records to the log. They are not visible to consumers, nor answered,
+    /// before [`Partition::acknowledge`]; a produce request writes all its
+    /// partitions first and then acknowledges them together, so their fsyncs
+    /// (`flush.messages`) run in parallel.
+    pub fn append_unacknowledged(
+        &self,
+        records: &Bytes,
+        now_ms: i64,
+    ) -> Result<PendingAppend, PartitionError> {
         let config = self.config();
         self.validate(records, &config, now_ms)?;
-        self.append_checked(records, &config, now_ms, AppendOrigin::Client)
-            .await
+        self.write(records, &config, now_ms, AppendOrigin::Client)
     }
 
     /// Appends a batch a coordinator of this broker built (transactional
@@ -246,17 +276,17 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
         let config = self.config();
-        self.append_checked(records, &config, now_ms, AppendOrigin::Coordinator)
-            .await
+        let pending = self.write(records, &config, now_ms, AppendOrigin::Coordinator)?;
+        self.acknowledge(pending).await
     }
 
-    async fn append_checked(
+    fn write(
         &self,
         records: &Bytes,
         config: &TopicConfig,
         now_ms: i64,
         origin: AppendOrigin,
-    ) -> Result<Appended, PartitionError> {
+    ) -> Result<PendingAppend, PartitionError> {
         // Coordinator batches (markers, offset commits) keep their encoding:
         // re-encoding would drop the control flag.
         let codec = match origin {
@@ -276,35 +306,75 @@ impl Partition {
             _ => BytesMut::from(&records[..]),
         };
         let append_time = config.log_append_time().then_some(now_ms);
-        let (info, leo, unflushed, log_start) = {
-            let mut log = self.log.write().expect("log lock");
-            let info = log
-                .append_with_origin(&mut batch, self.leader_epoch(), append_time, now_ms, origin)
-                .map_err(append_error)?;
-            (
-                info,
-                log.log_end_offset(),
-                log.unflushed_messages(),
-                log.log_start_offset(),
-            )
-        };
-        if !info.duplicate && unflushed >= config.flush_messages() {
-            self.flush_through(info.last_offset).await?;
-        }
-        self.advance_high_watermark(leo);
-        Ok(Appended {
-            base_offset: info.first_offset,
-            log_append_time_ms: info.log_append_time_ms,
-            log_start_offset: log_start,
+        let mut log = self.log.write().expect("log lock");
+        let info = log
+            .append_with_origin(&mut batch, self.leader_epoch(), append_time, now_ms, origin)
+            .map_err(append_error)?;
+        let flush_to = (!info.duplicate && log.unflushed_messages() >= config.flush_messages())
+            .then_some(info.last_offset);
+        Ok(PendingAppend {
+            appended: Appended {
+                base_offset: info.first_offset,
+                log_append_time_ms: info.log_append_time_ms,
+                log_start_offset: log.log_start_offset(),
+            },
+            flush_to,
+            log_end_offset: log.log_end_offset(),
         })
+    }
+
+    /// The second half of [`Partition::append`]: makes the append durable if
+    /// the topic's flush policy asks for it, then moves the high watermark
+    /// over it (with one replica, that is when `acks=all` is satisfied).
+    pub async fn acknowledge(&self, pending: PendingAppend) -> Result<Appended, PartitionError> {
+        if let Some(offset) = pending.flush_to {
+            self.flush_records_through(offset).await?;
+        }
+        self.advance_high_watermark(pending.log_end_offset);
+        Ok(pending.appended)
     }
 
     fn advance_high_watermark(&self, to: i64) {
         self.high_watermark.fetch_max(to, Ordering::AcqRel);
     }
 
-    /// Makes everything up to `offset` durable, sharing one fsync among
-    /// concurrent callers (group commit).
+    /// Makes every record up to `offset` durable for `flush.messages`,
+    /// sharing one fdatasync among concurrent callers (group commit): the
+    /// files are synced without the log's lock, so producers keep appending
+    /// meanwhile and the next sync covers all of them. Indexes and the
+    /// recovery point wait for the next full flush ([`Partition::flush_through`]).
+    pub async fn flush_records_through(&self, offset: i64) -> Result<(), PartitionError> {
+        if self.flushed_offset.load(Ordering::Acquire) > offset {
+            return Ok(());
+        }
+        let _turn = self.flush_lock.lock().await;
+        if self.flushed_offset.load(Ordering::Acquire) > offset {
+            return Ok(());
+        }
+        let taken = self
+            .log
+            .write()
+            .expect("log lock")
+            .take_records_sync(crate::state::now_ms())
+            .map_err(storage_error)?;
+        let Some(sync) = taken else {
+            // The files cannot be shared (fault injection): a full flush.
+            return self.flush_locked();
+        };
+        let covered = sync.log_end_offset;
+        let synced = tokio::task::spawn_blocking(move || sync.run())
+            .await
+            .map_err(|e| PartitionError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        if let Err(e) = synced {
+            let e = self.log.write().expect("log lock").records_sync_failed(e);
+            return Err(storage_error(e));
+        }
+        self.flushed_offset.fetch_max(covered, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Makes everything up to `offset` durable with a full flush (records,
+    /// indexes, recovery point), sharing it among concurrent callers.
     pub async fn flush_through(&self, offset: i64) -> Result<(), PartitionError> {
         if self.flushed_offset.load(Ordering::Acquire) > offset {
             return Ok(());
@@ -313,12 +383,17 @@ impl Partition {
         if self.flushed_offset.load(Ordering::Acquire) > offset {
             return Ok(());
         }
+        self.flush_locked()
+    }
+
+    /// A full flush; the caller holds `flush_lock`.
+    fn flush_locked(&self) -> Result<(), PartitionError> {
         let covered = tokio::task::block_in_place(|| {
             let mut log = self.log.write().expect("log lock");
             let leo = log.log_end_offset();
             log.flush(crate::state::now_ms()).map(|_| leo)
         })
-        .map_err(|e| PartitionError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
+        .map_err(storage_error)?;
         self.flushed_offset.fetch_max(covered, Ordering::AcqRel);
         Ok(())
     }
@@ -342,7 +417,7 @@ impl Partition {
         };
         let log_start_offset = log.log_start_offset();
         let (records, aborted_transactions) =
-            match log.read(fetch_offset, max_bytes, upper_bound, min_one_batch) {
+            match log.read_slice(fetch_offset, max_bytes, upper_bound, min_one_batch) {
                 Ok(r) => {
                     // The aborted transactions a read_committed consumer needs to
                     // filter what it was given (Kafka bounds them by the offset
@@ -399,10 +474,11 @@ impl Partition {
             if read.records.is_empty() {
                 break;
             }
-            for item in BatchIter::new(&read.records) {
+            let records = read.records.into_bytes().map_err(|e| e.to_string())?;
+            for item in BatchIter::new(&records) {
                 let (header, range) = item.map_err(|e| e.to_string())?;
                 next = header.last_offset() + 1;
-                let batch = read.records.slice(range);
+                let batch = records.slice(range);
                 let (header, records) =
                     decode_batch(&batch, max_batch_bytes).map_err(|e| e.to_string())?;
                 f(header, records);

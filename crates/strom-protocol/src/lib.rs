@@ -19,6 +19,7 @@
 
 pub mod apis;
 pub mod error;
+pub mod fetch_response;
 pub mod frame;
 pub mod header;
 pub mod records;

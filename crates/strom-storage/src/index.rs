@@ -158,6 +158,23 @@ impl OffsetIndex {
         }
     }
 
+    /// `(offset, position)` of the greatest entry at or below both
+    /// `max_position` and `max_offset`: a batch boundary before which every
+    /// batch ends within both bounds.
+    pub fn floor_within(&self, max_position: u64, max_offset: i64) -> Option<(i64, u64)> {
+        let by_position = self
+            .entries
+            .partition_point(|e| u64::from(e.position) <= max_position);
+        let by_offset = self
+            .entries
+            .partition_point(|e| self.base_offset + i64::from(e.relative_offset) <= max_offset);
+        let e = self.entries[..by_position.min(by_offset)].last()?;
+        Some((
+            self.base_offset + i64::from(e.relative_offset),
+            u64::from(e.position),
+        ))
+    }
+
     /// Drops entries at or after `position` (the log is being truncated there).
     pub fn truncate_to_position(&mut self, position: u64) -> std::io::Result<()> {
         let keep = self

@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 /// One append-only file: a segment log, an offset index or a time index.
@@ -32,6 +33,12 @@ pub trait SegmentFile: Send + Sync + Debug {
     fn size(&self) -> io::Result<u64>;
     /// Last modification time in milliseconds since the Unix epoch.
     fn modified_ms(&self) -> io::Result<i64>;
+    /// A shared handle to the underlying file, for reads that send its bytes
+    /// without copying them ([`crate::LogSlice::File`]); `None` where reads
+    /// must go through this trait (fault injection).
+    fn shared_file(&self) -> Option<Arc<File>> {
+        None
+    }
 
     /// Reads exactly `buf.len()` bytes at `pos`, failing with `UnexpectedEof` if
     /// the file is shorter.
@@ -75,7 +82,8 @@ impl FileSystem for StdFileSystem {
 /// A [`SegmentFile`] backed by a `std::fs::File` opened in append mode.
 #[derive(Debug)]
 pub struct StdFile {
-    file: File,
+    /// Shared with reads in flight ([`SegmentFile::shared_file`]).
+    file: Arc<File>,
 }
 
 impl StdFile {
@@ -86,16 +94,18 @@ impl StdFile {
             .append(true)
             .create(true)
             .open(path)?;
-        Ok(StdFile { file })
+        Ok(StdFile {
+            file: Arc::new(file),
+        })
     }
 }
 
 impl SegmentFile for StdFile {
     fn append(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
+        (&*self.file).write_all(buf)
     }
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        FileExt::read_at(&self.file, buf, pos)
+        FileExt::read_at(&*self.file, buf, pos)
     }
     fn sync_data(&self) -> io::Result<()> {
         self.file.sync_data()
@@ -112,5 +122,8 @@ impl SegmentFile for StdFile {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0))
+    }
+    fn shared_file(&self) -> Option<Arc<File>> {
+        Some(self.file.clone())
     }
 }

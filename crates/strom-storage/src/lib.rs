@@ -74,6 +74,7 @@ mod producer_state;
 mod recovery;
 mod retention;
 mod segment;
+mod slice;
 mod snapshot;
 mod time_index;
 mod txn;
@@ -90,9 +91,10 @@ pub use config::LogConfig;
 pub use error::{AppendError, ReadError, StorageError};
 pub use fault::FaultyFileSystem;
 pub use io::{FileSystem, SegmentFile, StdFile, StdFileSystem};
-pub use log::{AppendInfo, PartitionLog, ReadResult};
+pub use log::{AppendInfo, PartitionLog, ReadResult, RecordsSync};
 pub use producer_state::{BatchMetadata, ProducerStateEntry, MAX_CACHED_BATCHES};
 pub use retention::RetentionOutcome;
+pub use slice::{FileRange, LogSlice};
 pub use txn_index::{AbortedTxn, ABORTED_TXN_ENTRY_BYTES};
 
 #[cfg(test)]

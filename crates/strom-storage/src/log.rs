@@ -19,6 +19,7 @@ use crate::error::{ReadError, StorageError};
 use crate::io::FileSystem;
 use crate::producer_state::{ProducerStateEntry, ProducerStateManager};
 use crate::segment::Segment;
+use crate::slice::LogSlice;
 use crate::snapshot;
 
 /// The outcome of a successful [`PartitionLog::append`].
@@ -40,11 +41,12 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
-/// The outcome of a [`PartitionLog::read`].
+/// The outcome of a [`PartitionLog::read`] (records in memory) or
+/// [`PartitionLog::read_slice`] (records as a [`LogSlice`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReadResult {
+pub struct ReadResult<R = Bytes> {
     /// Whole batches, byte-for-byte as stored (empty if nothing is readable).
-    pub records: Bytes,
+    pub records: R,
     /// Offset after the last batch returned (`fetch_offset` if none): where the
     /// next fetch should start.
     pub next_offset: i64,
@@ -52,6 +54,32 @@ pub struct ReadResult {
     pub log_start_offset: i64,
     /// Log end offset at the time of the read.
     pub log_end_offset: i64,
+}
+
+/// Files to fdatasync for a records-only flush; see
+/// [`PartitionLog::take_records_sync`].
+#[derive(Debug)]
+pub struct RecordsSync {
+    files: Vec<(PathBuf, Arc<std::fs::File>)>,
+    /// The partition directory, when a segment file was created since its last sync.
+    dir: Option<PathBuf>,
+    /// Everything below this offset is durable once [`RecordsSync::run`] returns.
+    pub log_end_offset: i64,
+}
+
+impl RecordsSync {
+    /// Fdatasyncs the files (and fsyncs the directory). Blocking: run it off
+    /// the async runtime's workers.
+    pub fn run(&self) -> Result<(), StorageError> {
+        for (path, file) in &self.files {
+            file.sync_data()
+                .map_err(|e| StorageError::io("fsync", path, e))?;
+        }
+        if let Some(dir) = &self.dir {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
 }
 
 /// The log of one partition: a directory `<data>/<topic>-<partition>/` of
@@ -152,13 +180,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Reads whole batches for a fetch starting at `fetch_offset`.
-    ///
-    /// Starts at the batch containing `fetch_offset` and returns consecutive
-    /// batches from that one segment: only batches whose last offset is below
-    /// `upper_bound` (the high watermark or last stable offset, exclusive), at
-    /// most `max_bytes`, except that with `min_one_batch` the first batch is
-    /// returned whole even if larger (KIP-74). Memory: one buffer of at most
+    /// Reads whole batches for a fetch starting at `fetch_offset`, into memory.
+    /// See [`PartitionLog::read_slice`]; memory: one buffer of at most
     /// `max(max_bytes, first batch)` bytes.
     pub fn read(
         &self,
@@ -167,6 +190,35 @@ impl PartitionLog {
         upper_bound: i64,
         min_one_batch: bool,
     ) -> Result<ReadResult, ReadError> {
+        let r = self.read_slice(fetch_offset, max_bytes, upper_bound, min_one_batch)?;
+        let records = r
+            .records
+            .into_bytes()
+            .map_err(|e| StorageError::io("read", &self.dir, e))?;
+        Ok(ReadResult {
+            records,
+            next_offset: r.next_offset,
+            log_start_offset: r.log_start_offset,
+            log_end_offset: r.log_end_offset,
+        })
+    }
+
+    /// Locates whole batches for a fetch starting at `fetch_offset`, without
+    /// reading them: the result names a range of a segment file, which a
+    /// server sends with `sendfile`.
+    ///
+    /// Starts at the batch containing `fetch_offset` and returns consecutive
+    /// batches from that one segment: only batches whose last offset is below
+    /// `upper_bound` (the high watermark or last stable offset, exclusive), at
+    /// most `max_bytes`, except that with `min_one_batch` the first batch is
+    /// returned whole even if larger (KIP-74).
+    pub fn read_slice(
+        &self,
+        fetch_offset: i64,
+        max_bytes: usize,
+        upper_bound: i64,
+        min_one_batch: bool,
+    ) -> Result<ReadResult<LogSlice>, ReadError> {
         let (log_start_offset, log_end_offset) = (self.log_start_offset, self.log_end_offset());
         if fetch_offset < log_start_offset || fetch_offset > log_end_offset {
             return Err(ReadError::OffsetOutOfRange {
@@ -176,7 +228,7 @@ impl PartitionLog {
             });
         }
         let mut result = ReadResult {
-            records: Bytes::new(),
+            records: LogSlice::default(),
             next_offset: fetch_offset,
             log_start_offset,
             log_end_offset,
@@ -185,10 +237,12 @@ impl PartitionLog {
         while i < self.segments.len() {
             let segment = &self.segments[i];
             if let Some((pos, first)) = segment.find_batch(fetch_offset)? {
-                let (bytes, next) =
-                    segment.read_from(pos, &first, max_bytes, upper_bound, min_one_batch)?;
-                result.records = Bytes::from(bytes);
-                result.next_offset = next.unwrap_or(fetch_offset);
+                let extent =
+                    segment.read_extent(pos, &first, max_bytes, upper_bound, min_one_batch)?;
+                if let Some((len, next)) = extent {
+                    result.records = segment.slice(pos, len)?;
+                    result.next_offset = next;
+                }
                 break;
             }
             i += 1;
@@ -251,6 +305,45 @@ impl PartitionLog {
         self.unflushed_messages = 0;
         self.last_flush_ms = now_ms;
         Ok(())
+    }
+
+    /// Takes what a records-only flush must fdatasync — the `.log` files
+    /// appended to since their last sync, and the directory if a segment was
+    /// created — so that the caller syncs it without holding the log: appends
+    /// go on meanwhile, and the next flush covers them all (group commit).
+    /// Counts the taken records as flushed (`flush.messages`); the caller
+    /// reports a failed sync with [`PartitionLog::records_sync_failed`].
+    ///
+    /// Unlike [`PartitionLog::flush`], indexes and the recovery point are left
+    /// to the next full flush (`flush.ms`, or close): after a crash, recovery
+    /// starts from the older recovery point, rescans, and finds these records
+    /// again. `None` when the files cannot be shared (fault injection): then
+    /// use [`PartitionLog::flush`].
+    pub fn take_records_sync(&mut self, now_ms: i64) -> Result<Option<RecordsSync>, StorageError> {
+        self.check_online()?;
+        let mut files = Vec::new();
+        for segment in &mut self.segments {
+            match segment.take_records_sync() {
+                Ok(Some(file)) => files.push(file),
+                Ok(None) => {}
+                Err(()) => return Ok(None),
+            }
+        }
+        let dir = self.dir_dirty.then(|| self.dir.clone());
+        self.dir_dirty = false;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = now_ms;
+        Ok(Some(RecordsSync {
+            files,
+            dir,
+            log_end_offset: self.log_end_offset(),
+        }))
+    }
+
+    /// A records sync failed: the kernel may have dropped dirty pages, so the
+    /// log goes offline until recovery can tell what is on disk.
+    pub fn records_sync_failed(&mut self, error: StorageError) -> StorageError {
+        self.go_offline(error)
     }
 
     /// Clean shutdown in place: seals the active segment, writes a producer

@@ -40,7 +40,7 @@ fn batch_records(
     pos: u64,
     h: &BatchHeader,
 ) -> Result<Vec<Record>, StorageError> {
-    let (bytes, _) = segment.read_from(pos, h, h.total_len(), i64::MAX, true)?;
+    let bytes = segment.read_bytes(pos, h.total_len())?;
     Ok(decode_records(&bytes, MAX_LOOKUP_DECOMPRESSED_BYTES).unwrap_or_else(|e| {
         tracing::warn!(offset = h.base_offset, error = %e, "batch could not be decoded for a timestamp lookup");
         Vec::new()

@@ -231,3 +231,47 @@ fn headers_of_stored_batches_parse() {
     let r = log.read(0, 1 << 20, i64::MAX, true).unwrap();
     assert_eq!(BatchHeader::parse(&r.records).unwrap().records_count, 2);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// The fetch extent (computed from the end of the segment, the offset index
+    /// and a few headers, never the batch bytes) matches a scan of every batch.
+    #[test]
+    fn fetch_extent_matches_a_scan_of_every_batch(
+        batches in arb_batches(),
+        interval in 0u64..2048,
+        reads in proptest::collection::vec((0.0f64..1.0, 0usize..6000, 0.0f64..1.2, any::<bool>()), 1..20),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = LogConfig { index_interval_bytes: interval, ..LogConfig::default() };
+        let mut log = open(dir.path(), config);
+        let mut stored: Vec<(i64, i64, usize)> = Vec::new();
+        for (i, (n, len)) in batches.iter().enumerate() {
+            let mut b = Spec::plain(*n, *len, i as i64).build();
+            let info = log.append(&mut b, 1, None, NOW).unwrap();
+            stored.push((info.first_offset, info.last_offset, b.len()));
+        }
+        let end = log.log_end_offset();
+        for (at, max_bytes, bound, min_one) in reads {
+            let offset = ((end as f64) * at) as i64;
+            let upper_bound = ((end as f64) * bound) as i64;
+            let first = stored.iter().position(|(f, l, _)| *f <= offset && offset <= *l).unwrap();
+            let limit = if min_one { max_bytes.max(stored[first].2) } else { max_bytes };
+            let (mut want_len, mut want_next, mut taken) = (0usize, offset, 0usize);
+            for (_, last, len) in &stored[first..] {
+                if *last >= upper_bound || want_len + len > limit {
+                    break;
+                }
+                want_len += len;
+                want_next = last + 1;
+                taken += 1;
+            }
+            let slice = log.read_slice(offset, max_bytes, upper_bound, min_one).unwrap();
+            prop_assert!(matches!(slice.records, strom_storage::LogSlice::File(_)) || slice.records.is_empty());
+            prop_assert_eq!(slice.records.len(), want_len);
+            prop_assert_eq!(slice.next_offset, want_next);
+            let read = log.read(offset, max_bytes, upper_bound, min_one).unwrap();
+            prop_assert_eq!(batch_ranges(&read.records).len(), taken);
+        }
+    }
+}

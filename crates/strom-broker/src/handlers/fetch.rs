@@ -9,15 +9,17 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use strom_protocol::fetch_response::encode_fetch_response;
 use strom_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use strom_protocol::messages::{FetchRequest, FetchResponse, StrBytes};
 use strom_protocol::ErrorCode;
+use strom_storage::LogSlice;
 
 use super::metadata::{topic_id, wire_uuid};
 use super::HandlerResult;
-use crate::dispatch::Request;
+use crate::dispatch::{Outcome, Request};
 use crate::state::State;
 
 /// Longest wait a client may ask for. Kafka has no cap; this one keeps a
@@ -37,12 +39,28 @@ fn partition_error(index: i32, code: ErrorCode) -> PartitionData {
     p
 }
 
-/// One pass over the requested partitions; returns the response and the bytes read.
-fn read_all(
-    state: &State,
-    req: &FetchRequest,
-    version: i16,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+/// One pass over the requested partitions.
+struct Pass {
+    topics: Vec<FetchableTopicResponse>,
+    /// Each partition's record set, in response order (`None`: null records).
+    record_sets: Vec<Option<LogSlice>>,
+    /// Record bytes found.
+    total: usize,
+    any_error: bool,
+}
+
+/// Adds a partition's answer and its record set, keeping the two in step.
+fn push(
+    out: &mut FetchableTopicResponse,
+    record_sets: &mut Vec<Option<LogSlice>>,
+    pd: PartitionData,
+    records: Option<LogSlice>,
+) {
+    out.partitions.push(pd);
+    record_sets.push(records);
+}
+
+fn read_all(state: &State, req: &FetchRequest, version: i16) -> Pass {
     let image = state.controller.image();
     let read_committed = req.isolation_level == READ_COMMITTED;
     let max_bytes = if req.max_bytes <= 0 {
@@ -53,6 +71,7 @@ fn read_all(
     let mut total = 0usize;
     let mut any_error = false;
     let mut topics = Vec::with_capacity(req.topics.len());
+    let mut record_sets = Vec::new();
     for topic in &req.topics {
         let mut out = FetchableTopicResponse::default();
         out.topic = topic.topic.clone();
@@ -68,8 +87,8 @@ fn read_all(
         for fp in &topic.partitions {
             let Some(name) = name.as_deref() else {
                 any_error = true;
-                out.partitions
-                    .push(partition_error(fp.partition, ErrorCode::UnknownTopicId));
+                let pd = partition_error(fp.partition, ErrorCode::UnknownTopicId);
+                push(&mut out, &mut record_sets, pd, None);
                 continue;
             };
             let Some(partition) = state.replicas.get(name, fp.partition) else {
@@ -84,12 +103,22 @@ fn read_all(
                 } else {
                     code
                 };
-                out.partitions.push(partition_error(fp.partition, code));
+                push(
+                    &mut out,
+                    &mut record_sets,
+                    partition_error(fp.partition, code),
+                    None,
+                );
                 continue;
             };
             if let Err(code) = partition.check_leader_epoch(fp.current_leader_epoch) {
                 any_error = true;
-                out.partitions.push(partition_error(fp.partition, code));
+                push(
+                    &mut out,
+                    &mut record_sets,
+                    partition_error(fp.partition, code),
+                    None,
+                );
                 continue;
             }
             let budget = max_bytes
@@ -100,6 +129,7 @@ fn read_all(
             let min_one = total == 0;
             let mut pd = PartitionData::default();
             pd.partition_index = fp.partition;
+            let mut records = None;
             match partition.read(fp.fetch_offset, budget, read_committed, min_one) {
                 Ok(read) => {
                     pd.high_watermark = read.high_watermark;
@@ -122,7 +152,7 @@ fn read_all(
                         pd.aborted_transactions = None;
                     }
                     total += read.records.len();
-                    pd.records = Some(read.records);
+                    records = Some(read.records);
                 }
                 Err(e) => {
                     any_error = true;
@@ -137,7 +167,7 @@ fn read_all(
                 pd.current_leader.leader_id = state.config.node_id;
                 pd.current_leader.leader_epoch = partition.leader_epoch();
             }
-            out.partitions.push(pd);
+            push(&mut out, &mut record_sets, pd, records);
         }
         if version >= 13 {
             out.topic = StrBytes::default();
@@ -146,7 +176,28 @@ fn read_all(
         }
         topics.push(out);
     }
-    (topics, total, any_error)
+    Pass {
+        topics,
+        record_sets,
+        total,
+        any_error,
+    }
+}
+
+/// The response frame, record sets left in their files for `sendfile`.
+fn respond(request: &Request<'_>, mut response: FetchResponse, pass: Pass) -> Outcome {
+    response.responses = pass.topics;
+    let header = request.header;
+    match encode_fetch_response(
+        header.correlation_id,
+        request.version,
+        &response,
+        pass.record_sets,
+    ) {
+        Ok(frame) => Outcome::RespondParts(frame),
+        // Our own response did not encode: a bug, not the client's fault.
+        Err(e) => Outcome::Close(format!("failed to encode fetch response: {e}")),
+    }
 }
 
 pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> HandlerResult {
@@ -162,23 +213,21 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
     let mut data_version = state.data_version.subscribe();
     loop {
         data_version.borrow_and_update();
-        let (topics, total, any_error) = read_all(state, &req, request.version);
-        let done = total >= min_bytes.max(1)
-            || any_error
+        let pass = read_all(state, &req, request.version);
+        let done = pass.total >= min_bytes.max(1)
+            || pass.any_error
             || req.topics.is_empty()
             || tokio::time::Instant::now() >= deadline;
         if done || min_bytes == 0 {
-            response.responses = topics;
-            return Ok(request.respond(&response));
+            return Ok(respond(request, response, pass));
         }
         // Sleep until an append or the deadline, whichever is first.
         if tokio::time::timeout_at(deadline, data_version.changed())
             .await
             .is_err()
         {
-            let (topics, _, _) = read_all(state, &req, request.version);
-            response.responses = topics;
-            return Ok(request.respond(&response));
+            let pass = read_all(state, &req, request.version);
+            return Ok(respond(request, response, pass));
         }
     }
 }

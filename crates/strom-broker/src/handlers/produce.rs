@@ -1,6 +1,9 @@
 //! Produce (key 0): append one record batch per partition; answer per `acks`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use strom_protocol::messages::produce_response::{
@@ -11,8 +14,8 @@ use strom_protocol::records::BatchHeader;
 use strom_protocol::ErrorCode;
 
 use super::HandlerResult;
-use crate::dispatch::{Outcome, Request};
-use crate::partition::{Partition, PartitionError};
+use crate::dispatch::{encode_response, Outcome, Request};
+use crate::partition::{Partition, PartitionError, PendingAppend};
 use crate::state::{now_ms, State};
 use crate::txn::{ProducerIdAndEpoch, TopicPartition};
 
@@ -93,23 +96,58 @@ async fn verify_transaction(
         })
 }
 
+/// A partition's answer: decided, or written and waiting to be acknowledged.
+enum Slot {
+    Done(PartitionProduceResponse),
+    Written(Arc<Partition>, Option<PendingAppend>),
+}
+
+fn rejected(topic: &str, index: i32, e: PartitionError) -> PartitionProduceResponse {
+    tracing::debug!(%topic, partition = index, code = ?e.code, message = %e.message, "produce rejected");
+    failed(index, e.code, Some(e.message))
+}
+
+/// Runs `futures` concurrently on the current task; their outputs in order.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(v) => *output = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> HandlerResult {
     let mut req: ProduceRequest = request.decode(state, body)?;
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
-    let mut responses = Vec::with_capacity(req.topic_data.len());
-    let mut appended_any = false;
+    // Every partition's records are written first, then all are acknowledged
+    // together: partitions that fsync (`flush.messages`) do so in parallel.
+    let mut slots: Vec<Vec<(i32, Slot)>> = Vec::with_capacity(req.topic_data.len());
     for topic in &mut req.topic_data {
-        let name = topic.name.as_str().to_owned();
-        let mut out = TopicProduceResponse::default();
-        out.name = topic.name.clone();
+        let name = topic.name.as_str();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for partition in &mut topic.partition_data {
             let index = partition.index;
-            let response = if !acks_valid {
-                failed(index, ErrorCode::InvalidRequiredAcks, None)
+            let slot = if !acks_valid {
+                Slot::Done(failed(index, ErrorCode::InvalidRequiredAcks, None))
             } else {
-                match state.replicas.get(&name, index) {
-                    None => failed(index, ErrorCode::UnknownTopicOrPartition, None),
+                match state.replicas.get(name, index) {
+                    None => Slot::Done(failed(index, ErrorCode::UnknownTopicOrPartition, None)),
                     Some(p) => {
                         let records = partition.records.take().unwrap_or_default();
                         let verified = match req.transactional_id.as_ref() {
@@ -125,39 +163,80 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
                             }
                             None => Ok(()),
                         };
-                        let appended = match verified {
-                            Ok(()) => p.append(&records, now_ms()).await,
-                            Err(e) => Err(e),
-                        };
-                        match appended {
-                            Ok(a) => {
-                                appended_any = true;
-                                let mut r = PartitionProduceResponse::default();
-                                r.index = index;
-                                r.base_offset = a.base_offset;
-                                r.log_append_time_ms = a.log_append_time_ms;
-                                r.log_start_offset = a.log_start_offset;
-                                r
-                            }
-                            Err(e) => {
-                                tracing::debug!(topic = %name, partition = index, code = ?e.code, message = %e.message, "produce rejected");
-                                failed(index, e.code, Some(e.message))
-                            }
+                        match verified.and_then(|()| p.append_unacknowledged(&records, now_ms())) {
+                            Ok(pending) => Slot::Written(p, Some(pending)),
+                            Err(e) => Slot::Done(rejected(name, index, e)),
                         }
                     }
                 }
             };
+            partitions.push((index, slot));
+        }
+        slots.push(partitions);
+    }
+    let names: Vec<StrBytes> = req.topic_data.iter().map(|t| t.name.clone()).collect();
+    let answer = answer(state.clone(), names, slots);
+    if acks == 0 {
+        // Nothing goes back, but the high watermark still moves once durable.
+        answer.await;
+        return Ok(Outcome::NoResponse);
+    }
+    let (header, version) = (request.header.clone(), request.version);
+    Ok(Outcome::Deferred(Box::pin(async move {
+        let response = answer.await;
+        encode_response(&header, version, &response)
+    })))
+}
+
+/// Acknowledges the written partitions together (their fsyncs run in
+/// parallel) and builds the response.
+async fn answer(
+    state: State,
+    names: Vec<StrBytes>,
+    mut slots: Vec<Vec<(i32, Slot)>>,
+) -> ProduceResponse {
+    let acknowledging: Vec<_> = slots
+        .iter_mut()
+        .flatten()
+        .filter_map(|(_, slot)| match slot {
+            Slot::Written(p, pending) => {
+                let (p, pending) = (p.clone(), pending.take()?);
+                Some(async move { p.acknowledge(pending).await })
+            }
+            Slot::Done(_) => None,
+        })
+        .collect();
+    let mut acknowledged = join_all(acknowledging).await.into_iter();
+    let mut appended_any = false;
+    let mut responses = Vec::with_capacity(slots.len());
+    for (partitions, name) in slots.into_iter().zip(names) {
+        let mut out = TopicProduceResponse::default();
+        for (index, slot) in partitions {
+            let response = match slot {
+                Slot::Done(r) => r,
+                Slot::Written(..) => match acknowledged.next() {
+                    Some(Ok(a)) => {
+                        appended_any = true;
+                        let mut r = PartitionProduceResponse::default();
+                        r.index = index;
+                        r.base_offset = a.base_offset;
+                        r.log_append_time_ms = a.log_append_time_ms;
+                        r.log_start_offset = a.log_start_offset;
+                        r
+                    }
+                    Some(Err(e)) => rejected(name.as_str(), index, e),
+                    None => failed(index, ErrorCode::UnknownServerError, None),
+                },
+            };
             out.partition_responses.push(response);
         }
+        out.name = name;
         responses.push(out);
     }
     if appended_any {
         state.notify_data();
     }
-    if acks == 0 {
-        return Ok(Outcome::NoResponse);
-    }
     let mut response = ProduceResponse::default();
     response.responses = responses;
-    Ok(request.respond(&response))
+    response
 }

@@ -77,6 +77,9 @@ pub struct Segment {
     roll_base_ms: Option<i64>,
     /// Written since the last fsync.
     dirty: bool,
+    /// Records appended to the `.log` since its last fdatasync (by
+    /// [`Segment::sync`] or [`Segment::take_records_sync`]).
+    log_unsynced: bool,
     index_interval_bytes: u64,
 }
 
@@ -128,6 +131,7 @@ impl Segment {
             bytes_since_last_index_entry: 0,
             roll_base_ms: None,
             dirty: false,
+            log_unsynced: false,
             index_interval_bytes: config.index_interval_bytes,
         })
     }
@@ -292,6 +296,7 @@ impl Segment {
         self.bytes_since_last_index_entry = since;
         self.roll_base_ms.get_or_insert(now_ms);
         self.dirty = true;
+        self.log_unsynced = true;
         Ok(())
     }
 
@@ -321,8 +326,23 @@ impl Segment {
                 .sync()
                 .map_err(|e| self.io_err("fsync transaction index", e))?;
             self.dirty = false;
+            self.log_unsynced = false;
         }
         Ok(())
+    }
+
+    /// The `.log` file to fdatasync for the records appended since its last
+    /// sync, if any, counting them as synced from now: the caller syncs it
+    /// without holding the log, and takes the log offline if that fails.
+    /// `Err(())` when the file cannot be shared ([`SegmentFile::shared_file`]).
+    #[allow(clippy::result_unit_err)]
+    pub fn take_records_sync(&mut self) -> Result<Option<(PathBuf, Arc<std::fs::File>)>, ()> {
+        if !self.log_unsynced {
+            return Ok(None);
+        }
+        let file = self.log.shared_file().ok_or(())?;
+        self.log_unsynced = false;
+        Ok(Some((self.log_path.clone(), file)))
     }
 
     /// Deletes the segment's files (the segment must not be used afterwards).

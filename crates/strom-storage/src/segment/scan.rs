@@ -8,6 +8,7 @@ use strom_protocol::records::{validate_batch, BatchHeader, RecordError, BATCH_HE
 use super::{Segment, Truncation};
 use crate::error::StorageError;
 use crate::io::SegmentFile;
+use crate::slice::{FileRange, LogSlice};
 
 pub(super) fn read_header_at(
     log: &dyn SegmentFile,
@@ -251,20 +252,25 @@ impl Segment {
         Ok(())
     }
 
-    /// Reads whole batches starting with `first` at `pos`: at most `max_bytes`
-    /// (or the first batch alone if larger and `min_one_batch`), only batches
-    /// whose last offset is below `upper_bound`. Returns the bytes and the offset
-    /// after the last batch returned.
-    pub fn read_from(
+    /// Where a read of whole batches starting with `first` at `pos` ends: at
+    /// most `max_bytes` (or the first batch alone if larger and
+    /// `min_one_batch`), only batches whose last offset is below
+    /// `upper_bound`. Returns the bytes and the offset after the last batch,
+    /// or `None` if not even the first batch qualifies.
+    ///
+    /// No batch bytes are read: a read to the end of the segment needs no
+    /// header at all, any other skips ahead with the offset index and reads
+    /// the headers of at most an index interval of batches.
+    pub fn read_extent(
         &self,
         pos: u64,
         first: &BatchHeader,
         max_bytes: usize,
         upper_bound: i64,
         min_one_batch: bool,
-    ) -> Result<(Vec<u8>, Option<i64>), StorageError> {
+    ) -> Result<Option<(u64, i64)>, StorageError> {
         if first.last_offset() >= upper_bound {
-            return Ok((Vec::new(), None));
+            return Ok(None);
         }
         let limit = if min_one_batch {
             max_bytes.max(first.total_len())
@@ -272,26 +278,41 @@ impl Segment {
             max_bytes
         };
         if first.total_len() > limit {
-            return Ok((Vec::new(), None));
+            return Ok(None);
         }
-        let to_read = (limit as u64).min(self.size - pos) as usize;
-        let mut buf = vec![0u8; to_read];
-        self.log
-            .read_exact_at(&mut buf, pos)
-            .map_err(|e| self.io_err("read", e))?;
-        let mut end = 0;
-        let mut next = None;
-        for item in strom_protocol::records::BatchIter::new(&buf) {
-            match item {
-                Ok((h, range)) if h.last_offset() < upper_bound => {
-                    end = range.end;
-                    next = Some(h.last_offset() + 1);
-                }
-                _ => break,
+        let max_end = pos.saturating_add(limit as u64).min(self.size);
+        if max_end == self.size && self.next_offset <= upper_bound {
+            return Ok(Some((self.size - pos, self.next_offset)));
+        }
+        let mut end = pos + first.total_len() as u64;
+        let mut next = first.last_offset() + 1;
+        if let Some((offset, position)) = self.index.floor_within(max_end, upper_bound) {
+            if position > end {
+                (end, next) = (position, offset);
             }
         }
-        buf.truncate(end);
-        Ok((buf, next))
+        while end < self.size {
+            let h = self.header_at(end)?;
+            if h.last_offset() >= upper_bound || end + h.total_len() as u64 > max_end {
+                break;
+            }
+            end += h.total_len() as u64;
+            next = h.last_offset() + 1;
+        }
+        Ok(Some((end - pos, next)))
+    }
+
+    /// `len` bytes of the log at `pos` as a [`LogSlice`]: a range of the file
+    /// when it can be shared, else read into memory.
+    pub fn slice(&self, pos: u64, len: u64) -> Result<LogSlice, StorageError> {
+        match self.log.shared_file() {
+            Some(file) => Ok(LogSlice::File(FileRange {
+                file,
+                position: pos,
+                len: len as usize,
+            })),
+            None => Ok(LogSlice::Memory(self.read_bytes(pos, len as usize)?.into())),
+        }
     }
 
     /// Removes the batch containing `offset` and everything after it, with
