@@ -33,6 +33,11 @@ pub trait SegmentFile: Send + Sync + Debug {
     fn size(&self) -> io::Result<u64>;
     /// Last modification time in milliseconds since the Unix epoch.
     fn modified_ms(&self) -> io::Result<i64>;
+    /// Writes appends this file buffers in memory ([`IndexFile`]) to disk,
+    /// without fsync. A no-op for files that write through.
+    fn write_buffered(&self) -> io::Result<()> {
+        Ok(())
+    }
     /// A shared handle to the underlying file, for reads that send its bytes
     /// without copying them ([`crate::LogSlice::File`]); `None` where reads
     /// must go through this trait (fault injection).
@@ -67,6 +72,11 @@ pub trait SegmentFile: Send + Sync + Debug {
 pub trait FileSystem: Send + Sync + Debug {
     /// Opens `path` for reading and appending, creating it empty if missing.
     fn open(&self, path: &Path) -> io::Result<Box<dyn SegmentFile>>;
+    /// Opens an index file (`.index`, `.timeindex`, `.txnindex`) like
+    /// [`FileSystem::open`]; an implementation may keep it closed between uses.
+    fn open_index(&self, path: &Path) -> io::Result<Box<dyn SegmentFile>> {
+        self.open(path)
+    }
 }
 
 /// The real file system.
@@ -76,6 +86,9 @@ pub struct StdFileSystem;
 impl FileSystem for StdFileSystem {
     fn open(&self, path: &Path) -> io::Result<Box<dyn SegmentFile>> {
         Ok(Box::new(StdFile::open(path)?))
+    }
+    fn open_index(&self, path: &Path) -> io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(IndexFile::open(path)?))
     }
 }
 
@@ -125,5 +138,183 @@ impl SegmentFile for StdFile {
     }
     fn shared_file(&self) -> Option<Arc<File>> {
         Some(self.file.clone())
+    }
+}
+
+/// An index file that holds no file descriptor: indexes are read once when a
+/// segment opens and answered from memory afterwards, so only their appends
+/// need the file. Appends are buffered here and written through a descriptor
+/// opened for the occasion when the segment is synced ([`SegmentFile::sync_data`])
+/// or sealed ([`SegmentFile::write_buffered`]). A partition then keeps one
+/// descriptor per segment (its `.log`) instead of four, which is what lets a
+/// broker host tens of thousands of partitions under the usual open-files
+/// limit, and an append costs no system call for its index entries.
+///
+/// Buffered entries are lost by a crash: recovery rebuilds the indexes of every
+/// segment after the recovery point, and a segment before it was synced.
+#[derive(Debug)]
+pub struct IndexFile {
+    path: std::path::PathBuf,
+    state: std::sync::Mutex<IndexFileState>,
+}
+
+#[derive(Debug)]
+struct IndexFileState {
+    /// Bytes in the file on disk.
+    on_disk: u64,
+    /// Appended bytes not yet written, which follow `on_disk`.
+    pending: Vec<u8>,
+}
+
+impl IndexFile {
+    /// Opens `path`, creating it empty if missing; no descriptor is kept.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let on_disk = StdFile::open(path)?.size()?;
+        Ok(IndexFile {
+            path: path.to_path_buf(),
+            state: std::sync::Mutex::new(IndexFileState {
+                on_disk,
+                pending: Vec::new(),
+            }),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, IndexFileState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The file, which must still exist (a file renamed or deleted under a
+    /// live segment must fail, not be created again).
+    fn file(&self) -> io::Result<File> {
+        OpenOptions::new().read(true).append(true).open(&self.path)
+    }
+
+    fn write_pending(&self, state: &mut IndexFileState) -> io::Result<Option<File>> {
+        if state.pending.is_empty() {
+            return Ok(None);
+        }
+        let mut file = self.file()?;
+        if let Err(e) = file.write_all(&state.pending) {
+            // Cut a partial write off: the file stays a whole number of entries.
+            let _ = file.set_len(state.on_disk);
+            return Err(e);
+        }
+        state.on_disk += state.pending.len() as u64;
+        state.pending.clear();
+        Ok(Some(file))
+    }
+}
+
+impl SegmentFile for IndexFile {
+    fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.state().pending.extend_from_slice(buf);
+        Ok(())
+    }
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        let state = self.state();
+        if pos < state.on_disk {
+            let n = ((state.on_disk - pos) as usize).min(buf.len());
+            return FileExt::read_at(&self.file()?, &mut buf[..n], pos);
+        }
+        let from = (pos - state.on_disk) as usize;
+        let pending = state.pending.get(from..).unwrap_or_default();
+        let n = pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&pending[..n]);
+        Ok(n)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        let mut state = self.state();
+        match self.write_pending(&mut state)? {
+            Some(file) => file.sync_data(),
+            None => self.file()?.sync_data(),
+        }
+    }
+    fn write_buffered(&self) -> io::Result<()> {
+        let mut state = self.state();
+        self.write_pending(&mut state).map(|_| ())
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        let file = self.file();
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if len >= state.on_disk {
+            state.pending.resize((len - state.on_disk) as usize, 0);
+            return Ok(());
+        }
+        state.pending.clear();
+        file?.set_len(len)?;
+        state.on_disk = len;
+        Ok(())
+    }
+    fn size(&self) -> io::Result<u64> {
+        let state = self.state();
+        Ok(state.on_disk + state.pending.len() as u64)
+    }
+    fn modified_ms(&self) -> io::Result<i64> {
+        let modified = std::fs::metadata(&self.path)?.modified()?;
+        Ok(modified
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on_disk(path: &Path) -> Vec<u8> {
+        std::fs::read(path).unwrap()
+    }
+
+    #[test]
+    fn index_file_buffers_appends_until_written_or_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut f = IndexFile::open(&path).unwrap();
+        f.append(b"abcd").unwrap();
+        assert_eq!(f.size().unwrap(), 4);
+        assert!(
+            on_disk(&path).is_empty(),
+            "an append is not written at once"
+        );
+        f.write_buffered().unwrap();
+        assert_eq!(on_disk(&path), b"abcd");
+        f.append(b"efgh").unwrap();
+        let mut buf = [0u8; 8];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"abcdefgh", "reads see the disk and the buffer");
+        f.sync_data().unwrap();
+        assert_eq!(on_disk(&path), b"abcdefgh");
+        // Reopening finds what was written.
+        assert_eq!(IndexFile::open(&path).unwrap().size().unwrap(), 8);
+    }
+
+    #[test]
+    fn index_file_truncation_covers_the_buffer_and_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.timeindex");
+        let mut f = IndexFile::open(&path).unwrap();
+        f.append(b"abcd").unwrap();
+        f.write_buffered().unwrap();
+        f.append(b"efgh").unwrap();
+        f.set_len(6).unwrap();
+        f.write_buffered().unwrap();
+        assert_eq!(on_disk(&path), b"abcdef");
+        f.append(b"xy").unwrap();
+        f.set_len(2).unwrap();
+        f.sync_data().unwrap();
+        assert_eq!(on_disk(&path), b"ab");
+        assert_eq!(f.size().unwrap(), 2);
+    }
+
+    #[test]
+    fn index_file_removed_under_it_fails_instead_of_reappearing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut f = IndexFile::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        f.append(b"abcd").unwrap();
+        assert!(f.write_buffered().is_err());
+        assert!(!path.exists());
     }
 }

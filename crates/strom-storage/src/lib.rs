@@ -90,7 +90,7 @@ pub use cleaner::{
 pub use config::LogConfig;
 pub use error::{AppendError, ReadError, StorageError};
 pub use fault::FaultyFileSystem;
-pub use io::{FileSystem, SegmentFile, StdFile, StdFileSystem};
+pub use io::{FileSystem, IndexFile, SegmentFile, StdFile, StdFileSystem};
 pub use log::{AppendInfo, PartitionLog, ReadResult, RecordsSync};
 pub use producer_state::{BatchMetadata, ProducerStateEntry, MAX_CACHED_BATCHES};
 pub use retention::RetentionOutcome;

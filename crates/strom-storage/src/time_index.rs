@@ -168,6 +168,11 @@ impl TimeIndex {
         floor_entry(&self.entries, ts)
     }
 
+    /// Writes entries the file buffers to disk, without fsync.
+    pub fn write_buffered(&self) -> std::io::Result<()> {
+        self.file.write_buffered()
+    }
+
     /// Fsyncs the file.
     pub fn sync(&self) -> std::io::Result<()> {
         self.file.sync_data()

@@ -189,7 +189,13 @@ impl TransactionIndex {
             txn.encode(&mut buf);
         }
         self.dirty = true;
-        if let Err(e) = self.file.append(&buf) {
+        // Written at once even where the file buffers appends: aborts are
+        // rare, and the entry then survives a process crash like the marker.
+        if let Err(e) = self
+            .file
+            .append(&buf)
+            .and_then(|()| self.file.write_buffered())
+        {
             let _ = self.truncate_file();
             return Err(e);
         }
@@ -242,6 +248,11 @@ impl TransactionIndex {
             }
         }
         false
+    }
+
+    /// Writes entries the file buffers to disk, without fsync.
+    pub fn write_buffered(&self) -> io::Result<()> {
+        self.file.write_buffered()
     }
 
     /// Fsyncs the file if it changed since the last fsync.

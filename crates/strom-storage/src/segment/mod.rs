@@ -98,8 +98,12 @@ impl Segment {
         };
         let open = |ext: &str| {
             let path = path_of(ext);
-            fs.open(&path)
-                .map_err(|e| StorageError::io("open", path, e))
+            let file = if ext == LOG_EXT {
+                fs.open(&path)
+            } else {
+                fs.open_index(&path)
+            };
+            file.map_err(|e| StorageError::io("open", path, e))
         };
         let log_path = path_of(LOG_EXT);
         // Checked before opening, which creates the file: a missing index
@@ -191,7 +195,17 @@ impl Segment {
                 recover = true;
             }
         }
-        let truncation = if recover { s.recover()? } else { None };
+        let truncation = if recover {
+            let truncation = s.recover()?;
+            // Rebuilt indexes go to disk now rather than at the next sync.
+            s.index
+                .write_buffered()
+                .and_then(|_| s.time_index.write_buffered())
+                .map_err(|e| s.io_err("write rebuilt index", e))?;
+            truncation
+        } else {
+            None
+        };
         if !s.txn_index_stale {
             s.load_txn_index()?;
         }
@@ -302,6 +316,7 @@ impl Segment {
 
     /// Writes the final time index entry (the segment's largest timestamp) when
     /// the segment stops being active or the log is closed, as Kafka does.
+    /// Writes index entries still buffered ([`crate::IndexFile`]) to disk.
     pub fn seal(&mut self) -> Result<(), StorageError> {
         if self.max_timestamp >= 0 {
             self.time_index
@@ -309,7 +324,15 @@ impl Segment {
                 .map_err(|e| self.io_err("write time index", e))?;
             self.dirty = true;
         }
-        Ok(())
+        self.index
+            .write_buffered()
+            .map_err(|e| self.io_err("write index", e))?;
+        self.time_index
+            .write_buffered()
+            .map_err(|e| self.io_err("write time index", e))?;
+        self.txn_index
+            .write_buffered()
+            .map_err(|e| self.io_err("write transaction index", e))
     }
 
     /// Fsyncs the log and its indexes if anything was written since the last sync.
