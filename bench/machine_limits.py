@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import socket
 import subprocess
@@ -30,7 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchlib import ROOT, free_port, machine_facts
+
 TOOLS = {"fio": "fio", "iperf3": "iperf3"}
 
 
@@ -44,31 +44,6 @@ def ensure_tools() -> None:
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
     for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *missing]):
         subprocess.run([*sudo, *cmd], check=True, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-
-
-def machine_facts() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_kib = 0
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem_kib / 2**20, 1),
-        "kernel": platform.release(),
-        "hostname": socket.gethostname(),
-    }
 
 
 def parse_size(text: str) -> int:
@@ -123,12 +98,6 @@ def fdatasync_latency(directory: Path, size: int) -> dict:
         "mean_ms": round(sync.get("mean", 0) / 1e6, 3),
         "note": "4 KiB write + fdatasync each",
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def loopback(seconds: int) -> dict:

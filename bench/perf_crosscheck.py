@@ -29,11 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,76 +42,33 @@ from confluent_kafka import libversion
 from confluent_kafka import version as ck_version
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-ROOT = Path(__file__).resolve().parent.parent
+import benchlib
+from benchlib import ROOT, machine_facts, strom_binary
+
 COMPAT = ROOT / "tests" / "compat"
 
 
-def strom_binary() -> str:
-    env = os.environ.get("STROM_BIN")
-    if env:
-        return env
-    path = ROOT / "target" / "release" / "strom"
-    if not os.access(path, os.X_OK):
-        sys.exit("no target/release/strom: run `cargo build --release -p strom` (or set STROM_BIN)")
-    return str(path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gib = round(int(line.split()[1]) / (1024 * 1024), 1)
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": mem_gib, "kernel": platform.release()}
+    facts = machine_facts()
+    return {"cpu": facts["cpu"], "cores": facts["cores"], "mem_gib": facts["memory_gib"],
+            "kernel": facts["kernel"]}
 
 
-class Broker:
+class Broker(benchlib.Broker):
+    """A broker on a free port with a fresh temporary directory (data and server.log), removed by stop()."""
+
     def __init__(self, binary: str):
         self.dir = tempfile.mkdtemp(prefix="strom-crosscheck-")
-        self.port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.log = open(Path(self.dir) / "server.log", "wb")
-        self.proc = subprocess.Popen(
-            [binary, "server", "--listen", self.bootstrap, "--data-dir", str(Path(self.dir) / "data")],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    sys.exit(f"strom server exited with {self.proc.returncode}")
-                time.sleep(0.05)
-        self.stop()
-        sys.exit("strom server did not start within 30 s")
+        super().__init__(binary, Path(self.dir) / "data", log_path=Path(self.dir) / "server.log")
+        try:
+            self.start(timeout_s=30)
+        except benchlib.BrokerError as e:
+            if e.timed_out:
+                shutil.rmtree(self.dir, ignore_errors=True)
+            sys.exit(str(e))
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=30)
-        self.log.close()
+        super().stop(timeout_s=30)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
