@@ -55,6 +55,13 @@ pub struct PendingAppend {
     log_end_offset: i64,
 }
 
+impl PendingAppend {
+    /// Whether [`Partition::acknowledge`] will fsync first (`flush.messages` reached).
+    pub fn needs_flush(&self) -> bool {
+        self.flush_to.is_some()
+    }
+}
+
 /// What a fetch reads from one partition.
 #[derive(Debug, Clone)]
 pub struct FetchRead {

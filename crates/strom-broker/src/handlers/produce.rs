@@ -175,16 +175,28 @@ pub async fn handle(state: &State, request: &Request<'_>, body: Bytes) -> Handle
         slots.push(partitions);
     }
     let names: Vec<StrBytes> = req.topic_data.iter().map(|t| t.name.clone()).collect();
-    let answer = answer(state.clone(), names, slots);
-    if acks == 0 {
-        // Nothing goes back, but the high watermark still moves once durable.
-        answer.await;
-        return Ok(Outcome::NoResponse);
+    let fsyncs = slots
+        .iter()
+        .flatten()
+        .any(|(_, slot)| matches!(slot, Slot::Written(_, Some(pending)) if pending.needs_flush()));
+    if !fsyncs || acks == 0 {
+        // Nothing to wait for (or nobody to answer): acknowledged here.
+        let response = answer(state.clone(), names, slots).await;
+        if acks == 0 {
+            return Ok(Outcome::NoResponse);
+        }
+        return Ok(request.respond(&response));
     }
+    // The fsyncs run in a task of their own, so the high watermark moves as
+    // soon as they are done, whatever the connection's writer is doing; the
+    // connection meanwhile reads and appends the client's next requests.
+    let answering = tokio::spawn(answer(state.clone(), names, slots));
     let (header, version) = (request.header.clone(), request.version);
     Ok(Outcome::Deferred(Box::pin(async move {
-        let response = answer.await;
-        encode_response(&header, version, &response)
+        match answering.await {
+            Ok(response) => encode_response(&header, version, &response),
+            Err(e) => Outcome::Close(format!("produce answer failed: {e}")),
+        }
     })))
 }
 
