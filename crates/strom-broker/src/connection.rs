@@ -6,10 +6,10 @@
 //! order they were sent. Responses go to a writer task through a bounded
 //! channel so that writing one response overlaps reading the next request.
 //!
-//! A produce request is answered once its records are durable by the topic's
-//! flush policy; meanwhile the connection reads and appends the client's next
-//! requests (up to [`MAX_QUEUED_RESPONSES`]), so the fsyncs of a pipelining
-//! producer overlap and share (group commit). Appends still happen in request
+//! A produce request waiting for an fsync (`flush.messages`) is answered once
+//! its records are durable; meanwhile the connection reads and appends the
+//! client's next requests (up to [`MAX_QUEUED_RESPONSES`]), so the fsyncs of a
+//! pipelining producer share (group commit). Appends still happen in request
 //! order, and the writer sends answers in request order.
 //!
 //! A fetch response's record sets stay in their segment files until the
