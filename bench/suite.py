@@ -482,42 +482,22 @@ class Suite:
         return result
 
     def shape_e2e(self) -> dict:
-        source, setup = self.a1_source()
-        broker = self.main_broker()
-        rate = round(source["records_per_sec"] / 2)
-        if rate < 1:
-            raise ShapeError(f"no usable maximum rate from (a, 1 producer): {source['records_per_sec']}")
-        records = max(1000, int(rate * self.sizes["e2e_seconds"]))
-        self.create_topic(broker, "e2e-1k", PARTITIONS)
-        argv = [self.binary, "perf", "e2e", "--bootstrap-server", broker.bootstrap, "--topic", "e2e-1k",
-                "--num-records", str(records), "--record-size", str(KIB), "--throughput", str(rate),
-                "--producer-props", "acks=all", f"linger.ms={self.args.e2e_linger_ms}", "--json"]
-        code, out, err, wall = run_tool(argv, records / rate * 3 + 120)
-        figures = last_json(out)
-        result = {
-            "shape": {"records": records, "record_size": KIB, "partitions": PARTITIONS, "acks": "all",
-                      "linger_ms": self.args.e2e_linger_ms, "target_records_per_sec": rate,
-                      "rate_basis": f"half of {source['records_per_sec']:.0f} records/s, (a, 1 producer)"},
-            "command": short(argv), "figures": figures, "process_wall_s": round(wall, 3),
-        }
-        if setup:
-            result["setup"] = setup
-        if code != 0 or figures is None:
-            raise ShapeError(f"`{short(argv)}` exited {code}: {tail(err)}")
-        if figures["records_per_sec"] < 0.9 * rate:
-            result["warning"] = (f"the run fell behind its target: {figures['records_per_sec']:.0f} of "
-                                 f"{rate} records/s, so the latency includes queueing")
-        return result
+        return self.half_rate_run("e2e", "e2e-1k")
 
     def shape_produce_ack(self) -> dict:
+        return self.half_rate_run("produce", "ack-1k")
+
+    def half_rate_run(self, tool: str, topic: str) -> dict:
+        """`strom perf TOOL` (produce: acknowledgement latency; e2e: send-to-receive latency) at half the
+        record rate of (a, 1 producer), for --e2e-seconds."""
         source, setup = self.a1_source()
         broker = self.main_broker()
         rate = round(source["records_per_sec"] / 2)
         if rate < 1:
             raise ShapeError(f"no usable maximum rate from (a, 1 producer): {source['records_per_sec']}")
         records = max(1000, int(rate * self.sizes["e2e_seconds"]))
-        self.create_topic(broker, "ack-1k", PARTITIONS)
-        argv = [self.binary, "perf", "produce", "--bootstrap-server", broker.bootstrap, "--topic", "ack-1k",
+        self.create_topic(broker, topic, PARTITIONS)
+        argv = [self.binary, "perf", tool, "--bootstrap-server", broker.bootstrap, "--topic", topic,
                 "--num-records", str(records), "--record-size", str(KIB), "--throughput", str(rate),
                 "--producer-props", "acks=all", f"linger.ms={self.args.e2e_linger_ms}", "--json"]
         code, out, err, wall = run_tool(argv, records / rate * 3 + 120)

@@ -130,15 +130,20 @@ impl SegmentFile for StdFile {
         Ok(self.file.metadata()?.len())
     }
     fn modified_ms(&self) -> io::Result<i64> {
-        let modified = self.file.metadata()?.modified()?;
-        Ok(modified
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0))
+        modified_ms(&self.file.metadata()?)
     }
     fn shared_file(&self) -> Option<Arc<File>> {
         Some(self.file.clone())
     }
+}
+
+/// A file's modification time in milliseconds since the Unix epoch.
+fn modified_ms(metadata: &std::fs::Metadata) -> io::Result<i64> {
+    Ok(metadata
+        .modified()?
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0))
 }
 
 /// An index file that holds no file descriptor: indexes are read once when a
@@ -250,11 +255,7 @@ impl SegmentFile for IndexFile {
         Ok(state.on_disk + state.pending.len() as u64)
     }
     fn modified_ms(&self) -> io::Result<i64> {
-        let modified = std::fs::metadata(&self.path)?.modified()?;
-        Ok(modified
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0))
+        modified_ms(&std::fs::metadata(&self.path)?)
     }
 }
 
