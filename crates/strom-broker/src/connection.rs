@@ -100,8 +100,16 @@ pub async fn serve(state: State, stream: TcpStream, peer: std::net::SocketAddr) 
         else {
             break;
         };
-        let mut frame = BytesMut::zeroed(len);
-        if reader.read_exact(&mut frame).await.is_err() {
+        // Uninitialised capacity: the socket fills it, no zeroing first.
+        let mut frame = BytesMut::with_capacity(len);
+        let mut body = (&mut reader).take(len as u64);
+        while frame.len() < len {
+            match body.read_buf(&mut frame).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        if frame.len() < len {
             break;
         }
         let frame = frame.freeze();

@@ -477,9 +477,17 @@ async fn read_response(
             limit: max_bytes,
         });
     }
-    let mut frame = vec![0u8; size as usize];
-    read.read_exact(&mut frame).await.map_err(|_| closed())?;
-    let frame = Bytes::from(frame);
+    // Read into uninitialised capacity: zeroing megabytes of fetch data first
+    // would cost as much as the CRC check.
+    let size = size as usize;
+    let mut frame = BytesMut::with_capacity(size);
+    let mut body = (&mut *read).take(size as u64);
+    while frame.len() < size {
+        if body.read_buf(&mut frame).await.map_err(|_| closed())? == 0 {
+            return Err(closed());
+        }
+    }
+    let frame = frame.freeze();
     let correlation_id = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
     let entry = pending.lock().unwrap().remove(&correlation_id);
     let Some(entry) = entry else {

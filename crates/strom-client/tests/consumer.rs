@@ -135,6 +135,58 @@ async fn consumer_reads_every_record_exactly_once_in_offset_order() {
     }
 }
 
+/// A caught-up partition must not hold back one with data: fetches keep
+/// naming the busy partition (ahead of what is buffered for it), so the broker
+/// answers at once instead of long-polling for the idle one.
+#[tokio::test]
+async fn an_idle_partition_does_not_make_a_busy_one_wait_for_fetch_max_wait() {
+    let b = common::start_with(&[]).await;
+    create_topic(&b.bootstrap, "ahead", 2).await;
+    let p = producer(&b.bootstrap, &[("linger.ms", "0"), ("batch.size", "4096")]).await;
+    let value = "v".repeat(1000);
+    let sends: Vec<_> = (0..400)
+        .map(|_| {
+            p.send(
+                ProducerRecord::new("ahead")
+                    .partition(0)
+                    .value(value.clone()),
+            )
+        })
+        .collect();
+    for s in sends {
+        s.await.unwrap();
+    }
+
+    // Small fetches: reading partition 0 takes about 25 of them.
+    let mut c = Consumer::new(consumer_config(
+        &b.bootstrap,
+        &[
+            ("max.partition.fetch.bytes", "16384"),
+            ("fetch.max.wait.ms", "10000"),
+            ("max.poll.records", "10"),
+        ],
+    ))
+    .await
+    .unwrap();
+    c.assign(all_partitions("ahead", 2));
+    c.seek_to_beginning(&[]).unwrap();
+    let started = tokio::time::Instant::now();
+    let mut read = 0;
+    while read < 400 {
+        assert!(
+            started.elapsed() < common::TIMEOUT,
+            "only {read} of 400 records"
+        );
+        read += c.poll(Duration::from_millis(200)).await.unwrap().len();
+    }
+    // One long poll of the idle partition would take 10 s.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "reading took {:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn seek_returns_from_the_offset_and_seek_to_end_returns_only_new_records() {
     let b = common::start_with(&[]).await;

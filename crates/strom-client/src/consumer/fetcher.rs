@@ -1,11 +1,16 @@
 //! Fetching (Java's `Fetcher`): one Fetch request per partition leader in
-//! flight, responses decoded into per-partition buffers, and buffered records
-//! handed to `poll` at most `max.poll.records` at a time.
+//! flight, answers kept per partition as they came (decoded a batch at a time
+//! as `poll` takes records, see `records.rs`), and records handed to `poll`
+//! at most `max.poll.records` at a time.
 //!
 //! Pipelining: `poll` sends the next round of fetches right after taking records
 //! from the buffers, so the broker works while the application processes. A
-//! partition with buffered records is not fetched again until they are
-//! consumed, and no fetch is sent while the buffers hold `fetch.max.bytes`.
+//! partition is fetched ahead of what is buffered for it (from the offset
+//! after its last buffered batch), so every fetch names every partition that
+//! may have data: a fetch holding only partitions that are caught up would wait
+//! `fetch.max.wait.ms` at the broker while the others' buffers run dry. No
+//! fetch is sent while the buffers hold `fetch.max.bytes`, so they hold at most
+//! that plus one answer per leader.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -16,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::records::{decode_partition, AbortedTxn};
+use super::records::{AbortedTxn, PartitionRecords};
 use super::subscription::{FetchState, ResetTo, SubscriptionState};
 use super::{AutoOffsetReset, ConsumerConfig, ConsumerError, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
@@ -31,15 +36,13 @@ pub struct FetchDone {
     result: Result<FetchResponse, ClientError>,
 }
 
-/// One partition's decoded records waiting for `poll`.
+/// One fetch's records of one partition, waiting for `poll`. A partition may
+/// have several, in offset order.
 struct Buffered {
     tp: TopicPartition,
-    records: VecDeque<ConsumerRecord>,
+    records: PartitionRecords,
     /// The position the next record handed out must match (moves as records go).
     position: i64,
-    /// Where fetching resumes once the buffer is empty (past skipped control batches).
-    next_offset: i64,
-    bytes: usize,
 }
 
 pub struct Fetcher {
@@ -71,6 +74,15 @@ impl Fetcher {
         !self.in_flight.is_empty()
     }
 
+    /// Where the next fetch of `tp` starts: after its last buffered fetch, or
+    /// at its position when nothing is buffered (None without a position).
+    fn fetch_position(&self, tp: &TopicPartition, subs: &SubscriptionState) -> Option<i64> {
+        match self.buffered.iter().rev().find(|b| &b.tp == tp) {
+            Some(b) => subs.position(tp).map(|_| b.records.next_offset),
+            None => subs.position(tp),
+        }
+    }
+
     /// Drops buffered records of `tp` (after a seek or an unassignment).
     pub fn clear(&mut self, tp: &TopicPartition) {
         self.retain(|b| &b.tp != tp);
@@ -86,7 +98,7 @@ impl Fetcher {
         self.buffered.retain(|b| {
             let k = keep(b);
             if !k {
-                bytes += b.bytes;
+                bytes += b.records.bytes;
             }
             k
         });
@@ -103,12 +115,15 @@ impl Fetcher {
         if self.buffered_bytes >= config.fetch_max_bytes as usize {
             return;
         }
-        let buffered: HashSet<&TopicPartition> = self.buffered.iter().map(|b| &b.tp).collect();
+        // Where each buffered partition's next fetch starts.
+        let ahead: HashMap<&TopicPartition, i64> = self
+            .buffered
+            .iter()
+            .map(|b| (&b.tp, b.records.next_offset))
+            .collect();
         let mut by_leader: HashMap<i32, Vec<(TopicPartition, i64)>> = HashMap::new();
-        for (tp, offset, _) in subs.fetchable() {
-            if buffered.contains(&tp) {
-                continue;
-            }
+        for (tp, position, _) in subs.fetchable() {
+            let offset = ahead.get(&tp).copied().unwrap_or(position);
             match cluster.leader(&tp.topic, tp.partition) {
                 Some(node) if !self.in_flight.contains(&node) => {
                     by_leader.entry(node).or_default().push((tp, offset))
@@ -171,6 +186,11 @@ impl Fetcher {
         Ok(())
     }
 
+    /// A fetch answer that has already arrived, if any.
+    pub fn try_next(&mut self) -> Option<FetchDone> {
+        self.rx.try_recv().ok()
+    }
+
     /// Waits for the next fetch answer until `deadline`.
     pub async fn wait(&mut self, deadline: Instant) -> Option<FetchDone> {
         tokio::time::timeout_at(deadline, self.rx.recv())
@@ -215,7 +235,7 @@ impl Fetcher {
                 let Some(&fetch_offset) = done.sent.get(&tp) else {
                     continue;
                 };
-                if subs.position(&tp) != Some(fetch_offset) {
+                if self.fetch_position(&tp, subs) != Some(fetch_offset) {
                     continue;
                 }
                 if let Err(e) = self.handle_partition(tp, fetch_offset, p, subs, config) {
@@ -247,6 +267,7 @@ impl Fetcher {
                 }
             };
             debug!(%tp, fetch_offset, ?to, "offset out of range; resetting");
+            self.clear(&tp);
             if let Some(s) = subs.get_mut(&tp) {
                 s.fetch = FetchState::AwaitingReset(to);
             }
@@ -273,35 +294,37 @@ impl Fetcher {
                 first_offset: a.first_offset,
             })
             .collect();
-        let decoded = decode_partition(
+        let records = PartitionRecords::new(
             &tp.topic,
             tp.partition,
             fetch_offset,
             data,
             config.isolation_level,
             &aborted,
-        )?;
-        if decoded.records.is_empty() {
-            // Only control or aborted batches: move past them.
-            if decoded.next_offset > fetch_offset {
-                subs.set_position(&tp, decoded.next_offset, None);
-            }
+        );
+        if records.is_exhausted() {
+            // Nothing but a partial batch.
             return Ok(());
         }
-        self.buffered_bytes += decoded.bytes;
+        self.buffered_bytes += records.bytes;
         self.buffered.push_back(Buffered {
             tp,
-            records: decoded.records.into(),
+            records,
             position: fetch_offset,
-            next_offset: decoded.next_offset,
-            bytes: decoded.bytes,
         });
         Ok(())
     }
 
     /// Takes up to `max` buffered records of assigned, unpaused partitions,
-    /// advancing their positions past what is returned.
-    pub fn drain(&mut self, subs: &mut SubscriptionState, max: usize) -> Vec<ConsumerRecord> {
+    /// advancing their positions past what is returned (and past control or
+    /// aborted batches). A corrupt batch is an error once the records before
+    /// it were returned; its partition stays at the batch, so later polls
+    /// fail the same way until the application seeks past it (as Java's does).
+    pub fn drain(
+        &mut self,
+        subs: &mut SubscriptionState,
+        max: usize,
+    ) -> Result<Vec<ConsumerRecord>, ConsumerError> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < self.buffered.len() && out.len() < max {
@@ -309,33 +332,46 @@ impl Fetcher {
             let state = subs.get(&b.tp).copied();
             let stale = subs.position(&b.tp) != Some(b.position);
             if state.is_none() || stale {
-                let b = self.buffered.remove(i).expect("index in range");
-                self.buffered_bytes -= b.bytes;
+                self.remove(i);
                 continue;
             }
             if state.is_some_and(|s| s.paused) {
                 i += 1;
                 continue;
             }
-            let take = b.records.len().min(max - out.len());
-            for r in b.records.drain(..take) {
-                b.position = r.offset + 1;
-                subs.set_position(&b.tp, b.position, r.leader_epoch);
-                out.push(r);
+            let before = out.len();
+            match b.records.take(max - out.len(), &mut out) {
+                Ok(_) => {}
+                Err(_) if !out.is_empty() => break,
+                Err(e) => {
+                    let tp = b.tp.clone();
+                    self.clear(&tp);
+                    return Err(e);
+                }
             }
-            if b.records.is_empty() {
-                let b = self.buffered.remove(i).expect("index in range");
-                self.buffered_bytes -= b.bytes;
-                if b.next_offset > b.position {
+            if let Some(last) = out[before..].last() {
+                b.position = last.offset + 1;
+                subs.set_position(&b.tp, b.position, last.leader_epoch);
+            }
+            if b.records.is_exhausted() {
+                let b = self.remove(i);
+                if b.records.next_offset > b.position {
+                    // Past control and aborted batches at the end.
                     let epoch = match subs.get(&b.tp).map(|s| s.fetch) {
                         Some(FetchState::Valid { leader_epoch, .. }) => leader_epoch,
                         _ => None,
                     };
-                    subs.set_position(&b.tp, b.next_offset, epoch);
+                    subs.set_position(&b.tp, b.records.next_offset, epoch);
                 }
             }
         }
-        out
+        Ok(out)
+    }
+
+    fn remove(&mut self, i: usize) -> Buffered {
+        let b = self.buffered.remove(i).expect("index in range");
+        self.buffered_bytes -= b.records.bytes;
+        b
     }
 }
 

@@ -501,9 +501,14 @@ impl Consumer {
             self.apply_group_events().await?;
             self.maybe_auto_commit();
             self.update_positions(deadline).await?;
+            // Take in answers that arrived while the application worked, so
+            // the next fetches go out before the buffers run dry.
+            while let Some(done) = self.fetcher.try_next() {
+                self.fetcher.handle(done, &mut self.subs, &self.config)?;
+            }
             let records = self
                 .fetcher
-                .drain(&mut self.subs, self.config.max_poll_records);
+                .drain(&mut self.subs, self.config.max_poll_records)?;
             self.refresh_metadata_if_stale().await;
             self.fetcher
                 .send_fetches(&self.cluster, &self.subs, &self.config)

@@ -1,13 +1,16 @@
 //! Turning one partition's fetched record bytes into consumer records: whole
-//! batches are decoded, records below the fetch position are dropped (a fetch
-//! returns the whole batch containing the position), control batches are
-//! skipped, and under read_committed aborted transactions are filtered using
+//! batches are decoded as records are taken, records below the fetch
+//! position are dropped (a fetch returns the whole batch containing the
+//! position), control batches are skipped, and under read_committed aborted transactions are filtered using
 //! the response's aborted-transaction list (as Java's `CompletedFetch` does).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
 use bytes::Bytes;
-use strom_protocol::records::{decode_batch, parse_control_record, BatchIter, ControlRecordType};
+use strom_protocol::records::{
+    decode_batch_iter, parse_control_record, BatchHeader, BatchIter, ControlRecordType,
+    DecodedRecords, RecordError,
+};
 
 use super::{ConsumerError, ConsumerRecord, IsolationLevel};
 
@@ -24,88 +27,188 @@ pub struct AbortedTxn {
     pub first_offset: i64,
 }
 
-/// The records of one partition's fetch, ready to hand out.
-#[derive(Debug, Default)]
-pub struct DecodedPartition {
-    /// Records at or after the fetch position, in offset order.
-    pub records: Vec<ConsumerRecord>,
-    /// Offset after the last complete batch looked at (control and aborted
-    /// batches included): where the next fetch starts once `records` are consumed.
+/// One partition's fetched bytes, decoded a batch at a time as records are
+/// taken (as Java's `CompletedFetch` does): the fetcher can send the next
+/// fetch, which starts at [`next_offset`](Self::next_offset), before any CRC
+/// is checked, and decoded records never pile up beyond one batch.
+#[derive(Debug)]
+pub struct PartitionRecords {
+    topic: String,
+    partition: i32,
+    fetch_offset: i64,
+    isolation: IsolationLevel,
+    /// The complete batches at or past the fetch offset; decoding moves `pos`.
+    data: Bytes,
+    pos: usize,
+    /// Decoded records of the current batch not yet taken.
+    decoded: VecDeque<ConsumerRecord>,
+    /// Aborted transactions not yet reached, latest first.
+    pending_aborts: Vec<AbortedTxn>,
+    /// Producers whose aborted transaction is open at the current batch.
+    aborted_producers: HashSet<i64>,
+    /// Offset after the last complete batch (control and aborted batches
+    /// included): where the next fetch starts.
     pub next_offset: i64,
-    /// Encoded bytes of the batches used, for the buffering bound.
+    /// Encoded bytes of the complete batches, for the buffering bound.
     pub bytes: usize,
 }
 
-/// Decodes `data` (the `records` field of a fetch partition) for `topic`/`partition`
-/// fetched at `fetch_offset`. A trailing partial batch (cut off by the byte
-/// limits) is ignored: the next fetch starts at it.
-pub fn decode_partition(
-    topic: &str,
-    partition: i32,
-    fetch_offset: i64,
-    data: &Bytes,
-    isolation: IsolationLevel,
-    aborted: &[AbortedTxn],
-) -> Result<DecodedPartition, ConsumerError> {
-    let mut out = DecodedPartition {
-        next_offset: fetch_offset,
-        ..DecodedPartition::default()
-    };
-    let mut pending: Vec<AbortedTxn> = aborted.to_vec();
-    pending.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
-    let mut aborted_producers: HashSet<i64> = HashSet::new();
-    let corrupt = |offset: i64, reason: String| ConsumerError::CorruptRecord {
-        topic: topic.to_string(),
-        partition,
-        offset,
-        reason,
-    };
-    for item in BatchIter::new(data) {
-        let Ok((header, range)) = item else {
-            break;
-        };
-        if header.last_offset() < fetch_offset {
-            continue;
-        }
-        let batch = data.slice(range);
-        let (header, records) = decode_batch(&batch, MAX_DECOMPRESSED_BATCH_BYTES)
-            .map_err(|e| corrupt(header.base_offset, e.to_string()))?;
-        out.next_offset = out.next_offset.max(header.last_offset() + 1);
-        out.bytes += batch.len();
-        if isolation == IsolationLevel::ReadCommitted && header.is_transactional() {
-            while pending
-                .last()
-                .is_some_and(|a| a.first_offset <= header.last_offset())
-            {
-                let a = pending.pop().expect("checked above");
-                aborted_producers.insert(a.producer_id);
+impl PartitionRecords {
+    /// Takes `data` (the `records` field of a fetch partition) of `topic`/`partition`
+    /// fetched at `fetch_offset`. Only batch headers are read here. A trailing
+    /// partial batch (cut off by the byte limits) is left out: the next fetch starts at it.
+    pub fn new(
+        topic: &str,
+        partition: i32,
+        fetch_offset: i64,
+        data: &Bytes,
+        isolation: IsolationLevel,
+        aborted: &[AbortedTxn],
+    ) -> PartitionRecords {
+        let mut next_offset = fetch_offset;
+        let mut range = None::<(usize, usize)>;
+        for item in BatchIter::new(data) {
+            let Ok((header, r)) = item else {
+                break;
+            };
+            if header.last_offset() < fetch_offset {
+                continue;
             }
-            if header.is_control() {
-                let abort = records.first().and_then(parse_control_record);
-                if matches!(abort, Some((ControlRecordType::Abort, _))) {
-                    aborted_producers.remove(&header.producer_id);
+            next_offset = next_offset.max(header.last_offset() + 1);
+            range = Some((range.map_or(r.start, |(s, _)| s), r.end));
+        }
+        let data = range.map_or_else(Bytes::new, |(s, e)| data.slice(s..e));
+        let mut pending_aborts = aborted.to_vec();
+        pending_aborts.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
+        PartitionRecords {
+            topic: topic.to_string(),
+            partition,
+            fetch_offset,
+            isolation,
+            bytes: data.len(),
+            data,
+            pos: 0,
+            decoded: VecDeque::new(),
+            pending_aborts,
+            aborted_producers: HashSet::new(),
+            next_offset,
+        }
+    }
+
+    /// True when every record was taken (or skipped).
+    pub fn is_exhausted(&self) -> bool {
+        self.decoded.is_empty() && self.pos == self.data.len()
+    }
+
+    /// Moves up to `max` records into `out`, decoding batches as needed, and
+    /// returns how many. A corrupt batch is an error naming its offset; the
+    /// records before it are taken first.
+    pub fn take(
+        &mut self,
+        max: usize,
+        out: &mut Vec<ConsumerRecord>,
+    ) -> Result<usize, ConsumerError> {
+        let mut taken = 0;
+        while taken < max {
+            if self.decoded.is_empty() {
+                match self.decode_next_batch() {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    // The error comes back on the next call, before any later record.
+                    Err(_) if taken > 0 => break,
+                    Err(e) => return Err(e),
                 }
-                continue;
             }
-            if aborted_producers.contains(&header.producer_id) {
-                continue;
+            let n = self.decoded.len().min(max - taken);
+            out.extend(self.decoded.drain(..n));
+            taken += n;
+        }
+        Ok(taken)
+    }
+
+    /// Decodes the next batch into `decoded`, skipping batches that hold no
+    /// records for the application; false when none is left.
+    fn decode_next_batch(&mut self) -> Result<bool, ConsumerError> {
+        while self.decoded.is_empty() {
+            let Some(Ok((header, range))) = BatchIter::new(&self.data[self.pos..]).next() else {
+                self.pos = self.data.len();
+                return Ok(false);
+            };
+            let batch = self
+                .data
+                .slice(self.pos + range.start..self.pos + range.end);
+            let base_offset = header.base_offset;
+            let (header, mut records) = decode_batch_iter(&batch, MAX_DECOMPRESSED_BATCH_BYTES)
+                .map_err(|e| self.corrupt(base_offset, e))?;
+            if self.isolation == IsolationLevel::ReadCommitted && header.is_transactional() {
+                while self
+                    .pending_aborts
+                    .last()
+                    .is_some_and(|a| a.first_offset <= header.last_offset())
+                {
+                    let a = self.pending_aborts.pop().expect("checked above");
+                    self.aborted_producers.insert(a.producer_id);
+                }
+                if header.is_control() {
+                    let marker = records.next().transpose();
+                    let marker = marker.map_err(|e| self.corrupt(base_offset, e))?;
+                    let marker = marker.as_ref().and_then(parse_control_record);
+                    if matches!(marker, Some((ControlRecordType::Abort, _))) {
+                        self.aborted_producers.remove(&header.producer_id);
+                    }
+                    self.pos += range.end;
+                    continue;
+                }
+                if self.aborted_producers.contains(&header.producer_id) {
+                    self.pos += range.end;
+                    continue;
+                }
             }
+            if !header.is_control() {
+                let pushed = self.push_records(&header, records);
+                pushed.map_err(|e| self.corrupt(base_offset, e))?;
+            }
+            self.pos += range.end;
         }
-        if header.is_control() {
-            continue;
+        Ok(true)
+    }
+
+    fn corrupt(&self, base_offset: i64, e: RecordError) -> ConsumerError {
+        ConsumerError::CorruptRecord {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: base_offset,
+            reason: e.to_string(),
         }
+    }
+
+    /// Decodes a data batch's records at or past the fetch offset into
+    /// `decoded`; a malformed record leaves none of the batch there.
+    fn push_records(
+        &mut self,
+        header: &BatchHeader,
+        records: DecodedRecords,
+    ) -> Result<(), RecordError> {
         let leader_epoch =
             (header.partition_leader_epoch >= 0).then_some(header.partition_leader_epoch);
+        self.decoded.reserve(records.remaining());
         for r in records {
-            let offset = r.offset(&header);
-            if offset < fetch_offset {
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    self.decoded.clear();
+                    return Err(e);
+                }
+            };
+            let offset = r.offset(header);
+            if offset < self.fetch_offset {
                 continue;
             }
-            out.records.push(ConsumerRecord {
-                topic: topic.to_string(),
-                partition,
+            self.decoded.push_back(ConsumerRecord {
+                topic: self.topic.clone(),
+                partition: self.partition,
                 offset,
-                timestamp: r.timestamp(&header),
+                timestamp: r.timestamp(header),
                 timestamp_type: header.timestamp_type(),
                 key: r.key,
                 value: r.value,
@@ -113,8 +216,8 @@ pub fn decode_partition(
                 leader_epoch,
             });
         }
+        Ok(())
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -135,8 +238,18 @@ mod tests {
         b.build().unwrap()
     }
 
-    fn values(d: &DecodedPartition) -> Vec<i64> {
-        d.records.iter().map(|r| r.offset).collect()
+    /// Takes every record of `p`.
+    fn take_all(
+        mut p: PartitionRecords,
+    ) -> Result<(PartitionRecords, Vec<ConsumerRecord>), ConsumerError> {
+        let mut records = Vec::new();
+        p.take(usize::MAX, &mut records)?;
+        assert!(p.is_exhausted());
+        Ok((p, records))
+    }
+
+    fn values(records: &[ConsumerRecord]) -> Vec<i64> {
+        records.iter().map(|r| r.offset).collect()
     }
 
     #[test]
@@ -148,13 +261,20 @@ mod tests {
             let full = data.len();
             data.extend_from_slice(&batch(8, 3, None, codec)[..20]);
             let data = data.freeze();
-            let d =
-                decode_partition("t", 0, 3, &data, IsolationLevel::ReadUncommitted, &[]).unwrap();
-            assert_eq!(values(&d), vec![3, 4, 5, 6, 7], "{codec:?}");
+            let (d, records) = take_all(PartitionRecords::new(
+                "t",
+                0,
+                3,
+                &data,
+                IsolationLevel::ReadUncommitted,
+                &[],
+            ))
+            .unwrap();
+            assert_eq!(values(&records), vec![3, 4, 5, 6, 7], "{codec:?}");
             assert_eq!(d.next_offset, 8);
             assert_eq!(d.bytes, full);
-            assert_eq!(d.records[0].value.as_deref(), Some(&b"v3"[..]));
-            assert_eq!(d.records[0].timestamp, 1_003);
+            assert_eq!(records[0].value.as_deref(), Some(&b"v3"[..]));
+            assert_eq!(records[0].timestamp, 1_003);
         }
     }
 
@@ -170,12 +290,26 @@ mod tests {
             producer_id: 7,
             first_offset: 0,
         }];
-        let committed =
-            decode_partition("t", 0, 0, &data, IsolationLevel::ReadCommitted, &aborted).unwrap();
-        assert_eq!(values(&committed), vec![3, 4]);
+        let (committed, records) = take_all(PartitionRecords::new(
+            "t",
+            0,
+            0,
+            &data,
+            IsolationLevel::ReadCommitted,
+            &aborted,
+        ))
+        .unwrap();
+        assert_eq!(values(&records), vec![3, 4]);
         assert_eq!(committed.next_offset, 6);
-        let all =
-            decode_partition("t", 0, 0, &data, IsolationLevel::ReadUncommitted, &aborted).unwrap();
+        let (_, all) = take_all(PartitionRecords::new(
+            "t",
+            0,
+            0,
+            &data,
+            IsolationLevel::ReadUncommitted,
+            &aborted,
+        ))
+        .unwrap();
         assert_eq!(values(&all), vec![0, 1, 3, 4]);
     }
 
@@ -184,14 +318,14 @@ mod tests {
         let mut raw = batch(10, 2, None, Compression::None);
         let last = raw.len() - 1;
         raw[last] ^= 0xff;
-        let err = decode_partition(
+        let err = take_all(PartitionRecords::new(
             "t",
             1,
             10,
             &raw.freeze(),
             IsolationLevel::ReadUncommitted,
             &[],
-        )
+        ))
         .unwrap_err();
         assert!(matches!(
             err,
@@ -201,5 +335,31 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn records_before_a_corrupt_batch_are_taken_first_and_the_error_stays() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(0, 3, None, Compression::None));
+        let mut bad = batch(3, 2, None, Compression::None);
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        data.extend_from_slice(&bad);
+        let data = data.freeze();
+        let mut p = PartitionRecords::new("t", 0, 1, &data, IsolationLevel::ReadUncommitted, &[]);
+        // The next fetch position is known from the headers alone.
+        assert_eq!(p.next_offset, 5);
+        let mut out = Vec::new();
+        assert_eq!(p.take(1, &mut out).unwrap(), 1);
+        assert_eq!(p.take(10, &mut out).unwrap(), 1);
+        assert_eq!(values(&out), vec![1, 2]);
+        for _ in 0..2 {
+            let err = p.take(10, &mut out).unwrap_err();
+            assert!(matches!(
+                err,
+                ConsumerError::CorruptRecord { offset: 3, .. }
+            ));
+        }
+        assert!(!p.is_exhausted());
     }
 }

@@ -23,8 +23,8 @@ pub use builder::{
 };
 pub use compression::{compress, decompress};
 pub use record::{
-    decode_batch, decode_records, decode_records_section, encode_record, records_iter, Header,
-    Record, RecordsIter, MIN_RECORD_BYTES,
+    decode_batch, decode_batch_iter, decode_records, decode_records_section, encode_record,
+    records_iter, DecodedRecords, Header, Record, RecordsIter, MIN_RECORD_BYTES,
 };
 pub use validate::{validate_batch_structure, validate_for_append};
 

@@ -193,10 +193,13 @@ impl<'a> Iterator for RecordsIter<'a> {
     }
 }
 
-/// Reads a length-prefixed field of `body` at `*pos`; -1 is null. Fields are
-/// slices of `body`, so decoded keys and values share the batch's allocation.
+/// Reads a length-prefixed field of `body` at `*pos`; -1 is null. `body`
+/// starts at byte `base` of `src`, and fields are slices of `src`, so decoded
+/// keys and values share the batch's allocation.
 fn read_bytes_field(
-    body: &Bytes,
+    src: &Bytes,
+    base: usize,
+    body: &[u8],
     pos: &mut usize,
     nullable: bool,
 ) -> Result<Option<Bytes>, RecordError> {
@@ -212,21 +215,22 @@ fn read_bytes_field(
     if len > body.len() - *pos {
         return Err(RecordError::MalformedRecord("field longer than its record"));
     }
-    let start = *pos;
+    let start = base + *pos;
     *pos += len;
-    Ok(Some(body.slice(start..start + len)))
+    Ok(Some(src.slice(start..start + len)))
 }
 
-/// Decodes one record body (everything after its length prefix).
-fn decode_body(body: &Bytes) -> Result<Record, RecordError> {
+/// Decodes the record body (everything after its length prefix) that starts
+/// at byte `base` of `src`.
+fn decode_body(src: &Bytes, base: usize, body: &[u8]) -> Result<Record, RecordError> {
     let Some((&attributes, _)) = body.split_first() else {
         return Err(RecordError::MalformedRecord("empty record"));
     };
     let mut pos = 1;
     let timestamp_delta = read_varlong(body, &mut pos)?;
     let offset_delta = read_varint(body, &mut pos)?;
-    let key = read_bytes_field(body, &mut pos, true)?;
-    let value = read_bytes_field(body, &mut pos, true)?;
+    let key = read_bytes_field(src, base, body, &mut pos, true)?;
+    let value = read_bytes_field(src, base, body, &mut pos, true)?;
     let header_count = read_varint(body, &mut pos)?;
     let header_count = usize::try_from(header_count)
         .ok()
@@ -234,10 +238,10 @@ fn decode_body(body: &Bytes) -> Result<Record, RecordError> {
         .ok_or(RecordError::MalformedRecord("header count out of range"))?;
     let mut headers = Vec::with_capacity(header_count);
     for _ in 0..header_count {
-        let key = read_bytes_field(body, &mut pos, false)?.unwrap_or_default();
+        let key = read_bytes_field(src, base, body, &mut pos, false)?.unwrap_or_default();
         // Lossy like Java's consumer: a non-UTF-8 key must not make a record unreadable.
         let key = String::from_utf8_lossy(&key).into_owned();
-        let value = read_bytes_field(body, &mut pos, true)?;
+        let value = read_bytes_field(src, base, body, &mut pos, true)?;
         headers.push(Header { key, value });
     }
     if pos != body.len() {
@@ -255,18 +259,69 @@ fn decode_body(body: &Bytes) -> Result<Record, RecordError> {
     })
 }
 
+/// The records of a records section (already decompressed), decoded one at
+/// a time; returned by [`decode_batch_iter`] and used by
+/// [`decode_records_section`]. Exactly `records_count` records must tile the
+/// section; the first malformed record yields an error and ends iteration.
+pub struct DecodedRecords {
+    section: Bytes,
+    pos: usize,
+    remaining: usize,
+    failed: bool,
+}
+
+impl DecodedRecords {
+    /// Iterates over `section`, which should hold `records_count` records.
+    pub fn new(section: Bytes, records_count: i32) -> DecodedRecords {
+        DecodedRecords {
+            section,
+            pos: 0,
+            remaining: records_count.max(0) as usize,
+            failed: false,
+        }
+    }
+
+    /// Records not yet yielded, as the batch header counts them.
+    pub fn remaining(&self) -> usize {
+        self.remaining.min(self.section.len() / MIN_RECORD_BYTES)
+    }
+}
+
+impl Iterator for DecodedRecords {
+    type Item = Result<Record, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut bodies = RecordsIter {
+            buf: &self.section,
+            pos: self.pos,
+            remaining: self.remaining,
+            failed: self.failed,
+        };
+        let item = bodies.next();
+        let at = bodies.pos;
+        (self.remaining, self.failed) = (bodies.remaining, bodies.failed);
+        let item = item.map(|body| {
+            // The body ends where the walk stopped; it starts `body.len()` before.
+            body.and_then(|body| decode_body(&self.section, at - body.len(), body))
+        });
+        self.pos = at;
+        self.failed |= matches!(item, Some(Err(_)));
+        item
+    }
+}
+
 /// Decodes every record in the records section of a batch (already
 /// decompressed), checking that exactly `records_count` records tile it.
 pub fn decode_records_section(
     section: &Bytes,
     records_count: i32,
 ) -> Result<Vec<Record>, RecordError> {
-    let capacity = (records_count.max(0) as usize).min(section.len() / MIN_RECORD_BYTES);
-    let mut records = Vec::with_capacity(capacity);
-    for body in records_iter(section, records_count) {
-        records.push(decode_body(&section.slice_ref(body?))?);
+    let records = DecodedRecords::new(section.clone(), records_count);
+    let mut out = Vec::with_capacity(records.remaining());
+    for record in records {
+        out.push(record?);
     }
-    Ok(records)
+    Ok(out)
 }
 
 /// Validates a whole batch (header, length, CRC) and decodes its records,
@@ -287,6 +342,22 @@ pub fn decode_batch(
     batch: &Bytes,
     max_uncompressed_bytes: usize,
 ) -> Result<(BatchHeader, Vec<Record>), RecordError> {
+    let (header, records) = decode_batch_iter(batch, max_uncompressed_bytes)?;
+    let mut out = Vec::with_capacity(records.remaining());
+    for record in records {
+        out.push(record?);
+    }
+    Ok((header, out))
+}
+
+/// Like [`decode_batch`], but the records are decoded as the returned
+/// iterator is advanced, so a caller can build its own record type without
+/// an intermediate vector. The batch's CRC and header are checked (and the
+/// batch decompressed) before this returns.
+pub fn decode_batch_iter(
+    batch: &Bytes,
+    max_uncompressed_bytes: usize,
+) -> Result<(BatchHeader, DecodedRecords), RecordError> {
     let header = super::validate_batch(batch)?;
     let section = match header.compression()? {
         Compression::None => batch.slice(BATCH_HEADER_LEN..),
@@ -296,6 +367,5 @@ pub fn decode_batch(
             max_uncompressed_bytes,
         )?),
     };
-    let records = decode_records_section(&section, header.records_count)?;
-    Ok((header, records))
+    Ok((header, DecodedRecords::new(section, header.records_count)))
 }
