@@ -22,6 +22,7 @@ mod admin;
 pub mod config;
 mod connection;
 mod dispatch;
+mod fetch_session;
 pub mod group;
 mod handlers;
 mod partition;

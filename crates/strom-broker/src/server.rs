@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use strom_controller::{BrokerRegistration, Controller};
 use thiserror::Error;
@@ -13,6 +13,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessions;
 use crate::group::classic::GroupConfig;
 use crate::group::consumer::ConsumerGroupConfig;
 use crate::group::coordinator::{CoordinatorConfig, GroupCoordinator};
@@ -247,6 +248,7 @@ pub(crate) fn new_state(
         config.transaction_state_segment_bytes,
     ));
     Arc::new(BrokerState {
+        fetch_sessions: Mutex::new(FetchSessions::new(config.fetch_session_slots)),
         groups,
         txn,
         request_memory: Arc::new(Semaphore::new(permits)),

@@ -1,11 +1,12 @@
 //! State shared by every connection of one broker.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use strom_controller::Controller;
 use tokio::sync::{watch, Semaphore};
 
 use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessions;
 use crate::group::coordinator::GroupCoordinator;
 use crate::replica_manager::ReplicaManager;
 use crate::txn::runtime::TxnRuntime;
@@ -31,6 +32,8 @@ pub struct BrokerState {
     /// Bumped after every append that moves a high watermark; long-polling
     /// fetches wait on it instead of on timers.
     pub data_version: watch::Sender<u64>,
+    /// Open fetch sessions (KIP-227); locked briefly, never across an await.
+    pub fetch_sessions: Mutex<FetchSessions>,
 }
 
 impl BrokerState {

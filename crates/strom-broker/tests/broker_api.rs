@@ -408,3 +408,114 @@ async fn a_compacted_topic_keeps_the_latest_value_per_key_and_drops_expired_tomb
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+/// The partitions of a fetch answer that carry an entry, as (partition, record values).
+fn answered(resp: &FetchResponse) -> Vec<(i32, Vec<String>)> {
+    resp.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| {
+            let values = p.records.as_ref().map(values).unwrap_or_default();
+            (p.partition_index, values)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_session_answers_only_partitions_with_news() {
+    let broker = start().await;
+    let mut client = broker.client().await;
+    create_topic(&mut client, "sess", 3, &[]).await;
+    produce(&mut client, "sess", 0, batch(2, "a")).await;
+
+    // A full fetch with epoch 0 opens a session over the partitions it names.
+    let mut full = fetch_request("sess", 0, 0, 0);
+    full.min_bytes = 0;
+    for p in 1..3 {
+        let mut more = full.topics[0].partitions[0].clone();
+        more.partition = p;
+        full.topics[0].partitions.push(more);
+    }
+    full.session_id = 0;
+    full.session_epoch = 0;
+    let resp: FetchResponse = client.call(&full, 12).await;
+    assert_eq!(resp.error_code, 0);
+    let session = resp.session_id;
+    assert_ne!(session, 0, "a session was opened");
+    assert_eq!(
+        answered(&resp),
+        vec![
+            (0, vec!["a-0".to_string(), "a-1".to_string()]),
+            (1, vec![]),
+            (2, vec![])
+        ]
+    );
+
+    // Incremental: partition 0 moves past its records; nothing is new.
+    let mut incremental = fetch_request("sess", 0, 2, 0);
+    incremental.min_bytes = 0;
+    incremental.session_id = session;
+    incremental.session_epoch = 1;
+    let resp: FetchResponse = client.call(&incremental, 12).await;
+    assert_eq!((resp.error_code, resp.session_id), (0, session));
+    assert_eq!(answered(&resp), vec![]);
+
+    // A produce to partition 2 wakes a waiting incremental fetch that names no partition.
+    let mut waiting = incremental.clone();
+    waiting.topics.clear();
+    waiting.session_epoch = 2;
+    waiting.min_bytes = 1;
+    waiting.max_wait_ms = 10_000;
+    let mut producer = broker.client().await;
+    let started = std::time::Instant::now();
+    let fetch = tokio::spawn(async move {
+        let resp: FetchResponse = client.call(&waiting, 12).await;
+        (resp, client)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    produce(&mut producer, "sess", 2, batch(1, "c")).await;
+    let (resp, mut client) = tokio::time::timeout(TIMEOUT, fetch).await.unwrap().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(answered(&resp), vec![(2, vec!["c-0".to_string()])]);
+
+    // Forgetting partition 2: later appends to it are not fetched.
+    let mut forget = incremental.clone();
+    forget.topics.clear();
+    forget.session_epoch = 3;
+    let mut gone = fetch_request::ForgottenTopic::default();
+    gone.topic = StrBytes::from("sess");
+    gone.partitions = vec![2];
+    forget.forgotten_topics_data = vec![gone];
+    let resp: FetchResponse = client.call(&forget, 12).await;
+    // Partition 2's fetch position was never moved past c-0, so it would be news.
+    assert_eq!(answered(&resp), vec![]);
+    produce(&mut producer, "sess", 1, batch(1, "b")).await;
+    let mut next = incremental.clone();
+    next.topics.clear();
+    next.session_epoch = 4;
+    let resp: FetchResponse = client.call(&next, 12).await;
+    assert_eq!(answered(&resp), vec![(1, vec!["b-0".to_string()])]);
+
+    // A stale epoch, an unknown session, and naming the session's topics by id instead.
+    next.session_epoch = 4;
+    let resp: FetchResponse = client.call(&next, 12).await;
+    assert_eq!(code(resp.error_code), ErrorCode::InvalidFetchSessionEpoch);
+    assert!(resp.responses.is_empty());
+    let mut unknown = next.clone();
+    unknown.session_id = session.wrapping_add(1);
+    let resp: FetchResponse = client.call(&unknown, 12).await;
+    assert_eq!(code(resp.error_code), ErrorCode::FetchSessionIdNotFound);
+    next.session_epoch = 5;
+    let resp: FetchResponse = client.call(&next, 13).await;
+    assert_eq!(code(resp.error_code), ErrorCode::FetchSessionTopicIdError);
+
+    // Epoch -1 closes the session; it cannot be used again.
+    let mut close = fetch_request("sess", 0, 0, 0);
+    close.min_bytes = 0;
+    close.session_id = session;
+    close.session_epoch = -1;
+    let resp: FetchResponse = client.call(&close, 12).await;
+    assert_eq!((resp.error_code, resp.session_id), (0, 0));
+    let resp: FetchResponse = client.call(&next, 12).await;
+    assert_eq!(code(resp.error_code), ErrorCode::FetchSessionIdNotFound);
+}

@@ -46,6 +46,8 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     /// `max.connections`. Default 10,000.
     pub max_connections: usize,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions kept. Default 1,000.
+    pub fetch_session_slots: usize,
     /// `log.retention.check.interval.ms`. Default 5 minutes.
     pub retention_check_interval_ms: u64,
     /// `log.flush.scheduler.interval.ms`. Default 1 s.
@@ -167,6 +169,7 @@ impl BrokerConfig {
             queued_max_request_bytes: int("queued.max.request.bytes") as usize,
             connections_max_idle_ms: int("connections.max.idle.ms") as u64,
             max_connections: int("max.connections") as usize,
+            fetch_session_slots: int("max.incremental.fetch.session.cache.slots") as usize,
             retention_check_interval_ms: int("log.retention.check.interval.ms") as u64,
             flush_scheduler_interval_ms: int("log.flush.scheduler.interval.ms") as u64,
             group_min_session_timeout_ms: int("group.min.session.timeout.ms") as i32,

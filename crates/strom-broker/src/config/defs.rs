@@ -371,6 +371,14 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Most client connections at once; more are refused.",
     ),
     def(
+        "max.incremental.fetch.session.cache.slots",
+        Int,
+        "1000",
+        Range(0, I32_MAX),
+        None,
+        "Most fetch sessions (KIP-227) kept at once; 0 answers every fetch in full.",
+    ),
+    def(
         "log.retention.check.interval.ms",
         Long,
         "300000",
