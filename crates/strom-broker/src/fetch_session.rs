@@ -351,15 +351,26 @@ mod tests {
         }
     }
 
-    /// Opens a session over partitions 0..n of `t`, all answered with hwm 10.
-    fn open_session(cache: &mut FetchSessions, n: i32, now: Instant) -> i32 {
+    /// A full fetch with epoch 0 of partitions 0..n of `t`, sent at `sent` and
+    /// answered (hwm 10 each) at `answered`: the session id and what was carried.
+    fn full_fetch(
+        cache: &mut FetchSessions,
+        n: i32,
+        sent: Instant,
+        answered: Instant,
+    ) -> (i32, Vec<bool>) {
         let targets: Vec<_> = (0..n).map(|p| target("t", p, 0)).collect();
         let (ctx, read) = cache
-            .open(NO_SESSION, INITIAL_EPOCH, false, targets, &[], now)
+            .open(NO_SESSION, INITIAL_EPOCH, false, targets, &[], sent)
             .unwrap();
         assert_eq!(ctx, Context::Full);
         let answers: Vec<_> = read.iter().map(|_| answer(10, false)).collect();
-        let (id, carried) = cache.finish(ctx, false, &read, &answers, now);
+        cache.finish(ctx, false, &read, &answers, answered)
+    }
+
+    /// Opens a session over partitions 0..n of `t`.
+    fn open_session(cache: &mut FetchSessions, n: i32, now: Instant) -> i32 {
+        let (id, carried) = full_fetch(cache, n, now, now);
         assert_ne!(id, NO_SESSION);
         assert!(carried.iter().all(|c| *c));
         id
@@ -468,23 +479,8 @@ mod tests {
         let first = open_session(&mut cache, 1, start);
         let second = open_session(&mut cache, 1, start + Duration::from_secs(1));
         // Full, nobody idle long enough: answered without a session.
-        let (ctx, read) = cache
-            .open(
-                NO_SESSION,
-                INITIAL_EPOCH,
-                false,
-                vec![target("t", 0, 0)],
-                &[],
-                start,
-            )
-            .unwrap();
         let later = start + Duration::from_secs(2);
-        assert_eq!(
-            cache
-                .finish(ctx, false, &read, &[answer(1, false)], later)
-                .0,
-            NO_SESSION
-        );
+        assert_eq!(full_fetch(&mut cache, 1, start, later).0, NO_SESSION);
         // Once the oldest has been idle for EVICTABLE_AFTER, it makes room.
         let late = start + EVICTABLE_AFTER + Duration::from_millis(500);
         let third = open_session(&mut cache, 1, late);
@@ -498,25 +494,9 @@ mod tests {
     fn no_session_is_kept_without_slots_or_partitions() {
         let now = Instant::now();
         let mut none = FetchSessions::new(0);
-        let (ctx, read) = none
-            .open(
-                NO_SESSION,
-                INITIAL_EPOCH,
-                false,
-                vec![target("t", 0, 0)],
-                &[],
-                now,
-            )
-            .unwrap();
-        assert_eq!(
-            none.finish(ctx, false, &read, &[answer(1, false)], now).0,
-            NO_SESSION
-        );
+        assert_eq!(full_fetch(&mut none, 1, now, now).0, NO_SESSION);
         let mut cache = FetchSessions::new(5);
-        let (ctx, read) = cache
-            .open(NO_SESSION, INITIAL_EPOCH, false, Vec::new(), &[], now)
-            .unwrap();
-        assert_eq!(cache.finish(ctx, false, &read, &[], now).0, NO_SESSION);
+        assert_eq!(full_fetch(&mut cache, 0, now, now).0, NO_SESSION);
         assert!(cache.is_empty());
     }
 

@@ -115,15 +115,11 @@ impl Fetcher {
         if self.buffered_bytes >= config.fetch_max_bytes as usize {
             return;
         }
-        // Where each buffered partition's next fetch starts.
-        let ahead: HashMap<&TopicPartition, i64> = self
-            .buffered
-            .iter()
-            .map(|b| (&b.tp, b.records.next_offset))
-            .collect();
         let mut by_leader: HashMap<i32, Vec<(TopicPartition, i64)>> = HashMap::new();
-        for (tp, position, _) in subs.fetchable() {
-            let offset = ahead.get(&tp).copied().unwrap_or(position);
+        for (tp, _, _) in subs.fetchable() {
+            let Some(offset) = self.fetch_position(&tp, subs) else {
+                continue;
+            };
             match cluster.leader(&tp.topic, tp.partition) {
                 Some(node) if !self.in_flight.contains(&node) => {
                     by_leader.entry(node).or_default().push((tp, offset))

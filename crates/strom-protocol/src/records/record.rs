@@ -285,6 +285,15 @@ impl DecodedRecords {
     pub fn remaining(&self) -> usize {
         self.remaining.min(self.section.len() / MIN_RECORD_BYTES)
     }
+
+    /// Every record left, or the first error.
+    fn into_vec(self) -> Result<Vec<Record>, RecordError> {
+        let mut out = Vec::with_capacity(self.remaining());
+        for record in self {
+            out.push(record?);
+        }
+        Ok(out)
+    }
 }
 
 impl Iterator for DecodedRecords {
@@ -316,12 +325,7 @@ pub fn decode_records_section(
     section: &Bytes,
     records_count: i32,
 ) -> Result<Vec<Record>, RecordError> {
-    let records = DecodedRecords::new(section.clone(), records_count);
-    let mut out = Vec::with_capacity(records.remaining());
-    for record in records {
-        out.push(record?);
-    }
-    Ok(out)
+    DecodedRecords::new(section.clone(), records_count).into_vec()
 }
 
 /// Validates a whole batch (header, length, CRC) and decodes its records,
@@ -343,11 +347,7 @@ pub fn decode_batch(
     max_uncompressed_bytes: usize,
 ) -> Result<(BatchHeader, Vec<Record>), RecordError> {
     let (header, records) = decode_batch_iter(batch, max_uncompressed_bytes)?;
-    let mut out = Vec::with_capacity(records.remaining());
-    for record in records {
-        out.push(record?);
-    }
-    Ok((header, out))
+    Ok((header, records.into_vec()?))
 }
 
 /// Like [`decode_batch`], but the records are decoded as the returned
