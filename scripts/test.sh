@@ -3,13 +3,15 @@
 #
 #   1. scripts/setup-test-deps.sh        kcat, JDK, .venv, kafka-clients jars (idempotent)
 #   2. cargo fmt --all -- --check
-#   3. cargo build --release            the strom binary and the strom-client examples the compat suite runs
-#   4. cargo test --workspace --all-targets
+#   3. cargo test --workspace --all-targets
+#   4. cargo build --bins --examples     (dev profile: already built by step 3 in the normal case)
 #   5. cargo clippy --workspace --all-targets -- -D warnings
-#   6. .venv/bin/pytest tests/compat      real clients against target/release/strom
+#   6. .venv/bin/pytest tests/compat      real clients against target/debug/strom
 #
-# Every step runs even if an earlier one failed (except the compat suite, which needs the
-# release build), so one run shows every problem; the exit code is non-zero if any failed.
+# The compat suite runs against the dev-profile build the unit and integration tests use
+# (optimised, debug assertions on), so the dependency tree is compiled once, not once per
+# profile. Every step runs even if an earlier one failed (except the compat suite, which needs
+# the step 4 build), so one run shows every problem; the exit code is non-zero if any failed.
 # Works from any directory and without a terminal.
 #
 # Environment:
@@ -65,7 +67,7 @@ compat() {
     if [ -z "$timeout" ]; then
         if [ "${STROM_COMPAT_FULL:-}" = "1" ]; then timeout=1200; else timeout=300; fi
     fi
-    STROM_BIN="$ROOT/target/release/strom" .venv/bin/pytest -q tests/compat \
+    STROM_COMPAT_PROFILE=debug STROM_BIN="$ROOT/target/debug/strom" .venv/bin/pytest -q tests/compat \
         -p no:cacheprovider --timeout="$timeout" --junitxml="$LOG_DIR/compat.xml"
 }
 
@@ -75,15 +77,15 @@ else
     step "setup-test-deps" bash "$ROOT/scripts/setup-test-deps.sh"
 fi
 step "cargo fmt --check" cargo fmt --all -- --check
-step "cargo build --release" cargo build --release -p strom -p strom-client --bins --examples
-release_ok=0
-last_ok && release_ok=1
 step "cargo test" cargo_tests
+step "cargo build" cargo build -p strom -p strom-client --bins --examples
+build_ok=0
+last_ok && build_ok=1
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
-if [ "$release_ok" -eq 1 ] && [ -x .venv/bin/pytest ]; then
+if [ "$build_ok" -eq 1 ] && [ -x .venv/bin/pytest ]; then
     step "compat (pytest)" compat
 else
-    skip_step "compat (pytest)" "needs the release build and .venv"
+    skip_step "compat (pytest)" "needs the cargo build and .venv"
 fi
 
 # ---------------------------------------------------------------- summary

@@ -211,17 +211,27 @@ def run_java(classpath: str, main: str, args: list[str], timeout_s: float, check
     return proc
 
 
-def compat_tool() -> Path:
-    """The Rust tool (crates/strom-client/examples/compat_tool.rs): target/release, else
-    target/debug. Fails, saying how to build it, when neither exists."""
-    for profile in ("release", "debug"):
-        path = ROOT / "target" / profile / "examples" / "compat_tool"
+def built(rel: str) -> Path | None:
+    """target/<profile>/<rel>: the profile named by $STROM_COMPAT_PROFILE (scripts/test.sh
+    sets debug, the build its cargo test step made), else release, else debug."""
+    chosen = os.environ.get("STROM_COMPAT_PROFILE")
+    for profile in (chosen,) if chosen else ("release", "debug"):
+        path = ROOT / "target" / profile / rel
         if os.access(path, os.X_OK):
             return path
-    raise AssertionError(
-        "Rust compat tool not built: no target/{release,debug}/examples/compat_tool; run "
-        "`cargo build --release -p strom -p strom-client --bins --examples`"
-    )
+    return None
+
+
+def compat_tool() -> Path:
+    """The Rust tool (crates/strom-client/examples/compat_tool.rs). Fails, saying how to
+    build it, when it was not built."""
+    path = built("examples/compat_tool")
+    if path is None:
+        raise AssertionError(
+            "Rust compat tool not built: no target/{release,debug}/examples/compat_tool; run "
+            "`cargo build --release -p strom -p strom-client --bins --examples`"
+        )
+    return path
 
 
 def run_rust(args: list[str], timeout_s: float, check: bool = True):

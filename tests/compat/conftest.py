@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from compatlib import built
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPAT = Path(__file__).resolve().parent
 DEPS = COMPAT / ".deps"
@@ -50,7 +52,7 @@ def _kill_leftover_brokers() -> None:
 
 
 def strom_binary() -> Path:
-    """The broker under test: $STROM_BIN, else target/release/strom, else target/debug/strom."""
+    """The broker under test: $STROM_BIN, else target/<profile>/strom (compatlib.built)."""
     env = os.environ.get("STROM_BIN")
     if env:
         path = Path(env)
@@ -59,10 +61,9 @@ def strom_binary() -> Path:
         if not os.access(path, os.X_OK):
             pytest.fail(f"STROM_BIN={env} is not an executable file")
         return path
-    for profile in ("release", "debug"):
-        path = ROOT / "target" / profile / "strom"
-        if os.access(path, os.X_OK):
-            return path
+    path = built("strom")
+    if path is not None:
+        return path
     pytest.fail(
         "no strom binary: run `cargo build --release -p strom` (or set STROM_BIN)",
         pytrace=False,

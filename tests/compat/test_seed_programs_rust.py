@@ -2,21 +2,19 @@
 what the Java originals print, against a broker on localhost:9092.
 
 The expected lines are the ones test_seed_programs.py checks the Java programs against, so both
-languages are held to the same output. The examples are built by `cargo build --release -p strom
--p strom-client --bins --examples` (scripts/test.sh does it).
+languages are held to the same output. The examples are built by `cargo build -p strom-client
+--examples` (with or without --release; scripts/test.sh's cargo test step builds them).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from compatlib import committed_offsets, run_java
-from conftest import ROOT
+from compatlib import built, committed_offsets, run_java
 from test_seed_programs import (
     ASYNC_CALLBACK_LINE,
     LineReader,
@@ -32,10 +30,9 @@ from test_seed_programs import (
 
 
 def example(name: str) -> Path:
-    for profile in ("release", "debug"):
-        path = ROOT / "target" / profile / "examples" / name
-        if os.access(path, os.X_OK):
-            return path
+    path = built(f"examples/{name}")
+    if path is not None:
+        return path
     pytest.fail(
         f"example {name} not built: run `cargo build --release -p strom-client --examples`",
         pytrace=False,
