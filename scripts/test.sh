@@ -4,7 +4,8 @@
 #   1. scripts/setup-test-deps.sh        kcat, JDK, .venv, kafka-clients jars (idempotent)
 #   2. cargo fmt --all -- --check
 #   3. cargo test --workspace --all-targets
-#   4. cargo build --bins --examples     (dev profile: already built by step 3 in the normal case)
+#   4. cargo build --workspace --all-targets   (nothing left to do after step 3 unless it failed;
+#                                        leaves target/debug/strom and the examples for step 6)
 #   5. cargo clippy --workspace --all-targets -- -D warnings
 #   6. .venv/bin/pytest tests/compat      real clients against target/debug/strom
 #
@@ -78,7 +79,7 @@ else
 fi
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo test" cargo_tests
-step "cargo build" cargo build -p strom -p strom-client --bins --examples
+step "cargo build" cargo build --workspace --all-targets
 build_ok=0
 last_ok && build_ok=1
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
