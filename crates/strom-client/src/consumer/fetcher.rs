@@ -3,8 +3,9 @@
 //! as `poll` takes records, see `records.rs`), and records handed to `poll`
 //! at most `max.poll.records` at a time.
 //!
-//! Pipelining: `poll` sends the next round of fetches right after taking records
-//! from the buffers, so the broker works while the application processes. A
+//! Pipelining: `poll` sends the next round of fetches as soon as it has taken in
+//! the answers that arrived, before it decodes records from the buffers, so the
+//! broker works while the consumer decodes and the application processes. A
 //! partition is fetched ahead of what is buffered for it (from the offset
 //! after its last buffered batch), so every fetch names every partition that
 //! may have data: a fetch holding only partitions that are caught up would wait
@@ -26,6 +27,9 @@ use super::subscription::{FetchState, ResetTo, SubscriptionState};
 use super::{AutoOffsetReset, ConsumerConfig, ConsumerError, ConsumerRecord, TopicPartition};
 use crate::cluster::Cluster;
 use crate::error::ClientError;
+
+/// Most records `drain` makes room for before taking any (more grow the vector).
+const MAX_PREALLOCATED_RECORDS: usize = 1024;
 
 /// A fetch that came back, with the offsets it asked for.
 pub struct FetchDone {
@@ -321,7 +325,14 @@ impl Fetcher {
         subs: &mut SubscriptionState,
         max: usize,
     ) -> Result<Vec<ConsumerRecord>, ConsumerError> {
-        let mut out = Vec::new();
+        // Room for a full poll up front: growing by doubling would copy the
+        // records several times over.
+        let capacity = if self.buffered.is_empty() {
+            0
+        } else {
+            max.min(MAX_PREALLOCATED_RECORDS)
+        };
+        let mut out = Vec::with_capacity(capacity);
         let mut i = 0;
         while i < self.buffered.len() && out.len() < max {
             let b = &mut self.buffered[i];

@@ -506,13 +506,13 @@ impl Consumer {
             while let Some(done) = self.fetcher.try_next() {
                 self.fetcher.handle(done, &mut self.subs, &self.config)?;
             }
-            let records = self
-                .fetcher
-                .drain(&mut self.subs, self.config.max_poll_records)?;
             self.refresh_metadata_if_stale().await;
             self.fetcher
                 .send_fetches(&self.cluster, &self.subs, &self.config)
                 .await;
+            let records = self
+                .fetcher
+                .drain(&mut self.subs, self.config.max_poll_records)?;
             if !records.is_empty() {
                 return Ok(records);
             }

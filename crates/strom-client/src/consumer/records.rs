@@ -108,28 +108,35 @@ impl PartitionRecords {
         max: usize,
         out: &mut Vec<ConsumerRecord>,
     ) -> Result<usize, ConsumerError> {
-        let mut taken = 0;
-        while taken < max {
+        let start = out.len();
+        while out.len() - start < max {
+            let room = max - (out.len() - start);
             if self.decoded.is_empty() {
-                match self.decode_next_batch() {
+                // A batch that fits is decoded straight into `out`; one that
+                // does not goes to `decoded`, which the next calls drain.
+                match self.decode_next_batch(out, room) {
                     Ok(true) => {}
                     Ok(false) => break,
                     // The error comes back on the next call, before any later record.
-                    Err(_) if taken > 0 => break,
+                    Err(_) if out.len() > start => break,
                     Err(e) => return Err(e),
                 }
             }
-            let n = self.decoded.len().min(max - taken);
+            let n = self.decoded.len().min(max - (out.len() - start));
             out.extend(self.decoded.drain(..n));
-            taken += n;
         }
-        Ok(taken)
+        Ok(out.len() - start)
     }
 
-    /// Decodes the next batch into `decoded`, skipping batches that hold no
-    /// records for the application; false when none is left.
-    fn decode_next_batch(&mut self) -> Result<bool, ConsumerError> {
-        while self.decoded.is_empty() {
+    /// Decodes the next batch that holds records for the application: into
+    /// `out` when it has at most `room` of them, else into `decoded`. False
+    /// when no batch is left.
+    fn decode_next_batch(
+        &mut self,
+        out: &mut Vec<ConsumerRecord>,
+        room: usize,
+    ) -> Result<bool, ConsumerError> {
+        loop {
             let Some(Ok((header, range))) = BatchIter::new(&self.data[self.pos..]).next() else {
                 self.pos = self.data.len();
                 return Ok(false);
@@ -164,13 +171,33 @@ impl PartitionRecords {
                     continue;
                 }
             }
-            if !header.is_control() {
-                let pushed = self.push_records(&header, records);
-                pushed.map_err(|e| self.corrupt(base_offset, e))?;
+            if header.is_control() {
+                self.pos += range.end;
+                continue;
+            }
+            // On an error `pos` stays at the batch, so the next call reports it again.
+            let before = out.len();
+            if records.remaining() <= room {
+                out.reserve(records.remaining());
+                let pushed = self.push_records(&header, records, &mut |r| out.push(r));
+                if let Err(e) = pushed {
+                    out.truncate(before);
+                    return Err(self.corrupt(base_offset, e));
+                }
+            } else {
+                let mut decoded = std::mem::take(&mut self.decoded);
+                decoded.reserve(records.remaining());
+                let pushed = self.push_records(&header, records, &mut |r| decoded.push_back(r));
+                if let Err(e) = pushed {
+                    return Err(self.corrupt(base_offset, e));
+                }
+                self.decoded = decoded;
             }
             self.pos += range.end;
+            if out.len() > before || !self.decoded.is_empty() {
+                return Ok(true);
+            }
         }
-        Ok(true)
     }
 
     fn corrupt(&self, base_offset: i64, e: RecordError) -> ConsumerError {
@@ -182,29 +209,24 @@ impl PartitionRecords {
         }
     }
 
-    /// Decodes a data batch's records at or past the fetch offset into
-    /// `decoded`; a malformed record leaves none of the batch there.
+    /// Decodes a data batch's records at or past the fetch offset, handing
+    /// each to `push`; stops at a malformed record (the caller drops what
+    /// was pushed, so none of the batch is taken).
     fn push_records(
-        &mut self,
+        &self,
         header: &BatchHeader,
         records: DecodedRecords,
+        push: &mut dyn FnMut(ConsumerRecord),
     ) -> Result<(), RecordError> {
         let leader_epoch =
             (header.partition_leader_epoch >= 0).then_some(header.partition_leader_epoch);
-        self.decoded.reserve(records.remaining());
         for r in records {
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    self.decoded.clear();
-                    return Err(e);
-                }
-            };
+            let r = r?;
             let offset = r.offset(header);
             if offset < self.fetch_offset {
                 continue;
             }
-            self.decoded.push_back(ConsumerRecord {
+            push(ConsumerRecord {
                 topic: self.topic.clone(),
                 partition: self.partition,
                 offset,
@@ -361,5 +383,34 @@ mod tests {
             ));
         }
         assert!(!p.is_exhausted());
+    }
+
+    #[test]
+    fn takes_of_any_size_return_every_record_once_in_order() {
+        let mut data = BytesMut::new();
+        for base in (0..20).step_by(4) {
+            data.extend_from_slice(&batch(base, 4, None, Compression::None));
+        }
+        let data = data.freeze();
+        for sizes in [[1, 2, 3, 5], [3, 4, 5, 8], [4, 1, 7, 2]] {
+            let mut p =
+                PartitionRecords::new("t", 0, 2, &data, IsolationLevel::ReadUncommitted, &[]);
+            let mut out = Vec::new();
+            for max in sizes.iter().cycle() {
+                let before = out.len();
+                let n = p.take(*max, &mut out).unwrap();
+                assert_eq!(n, out.len() - before);
+                assert!(n <= *max);
+                if n == 0 {
+                    break;
+                }
+            }
+            assert!(p.is_exhausted());
+            assert_eq!(
+                values(&out),
+                (2..20).collect::<Vec<_>>(),
+                "takes of {sizes:?}"
+            );
+        }
     }
 }
