@@ -332,7 +332,12 @@ impl Segment {
             .map_err(|e| self.io_err("write time index", e))?;
         self.txn_index
             .write_buffered()
-            .map_err(|e| self.io_err("write transaction index", e))
+            .map_err(|e| self.io_err("write transaction index", e))?;
+        // Space reserved for appends; the data is unaffected if this fails.
+        if let Err(error) = self.log.release_reserved() {
+            tracing::warn!(segment = %self.log_path.display(), %error, "reserved blocks not freed");
+        }
+        Ok(())
     }
 
     /// Fsyncs the log and its indexes if anything was written since the last sync.
