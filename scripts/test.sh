@@ -4,8 +4,8 @@
 #   1. scripts/setup-test-deps.sh        kcat, JDK, .venv, kafka-clients jars (idempotent)
 #   2. cargo fmt --all -- --check
 #   3. cargo test --workspace --all-targets
-#   4. cargo build --workspace --all-targets   (nothing left to do after step 3 unless it failed;
-#                                        leaves target/debug/strom and the examples for step 6)
+#   4. cargo build --workspace --all-targets   (reuses what step 3 compiled; makes sure
+#                                        target/debug/strom and the examples exist for step 6)
 #   5. cargo clippy --workspace --all-targets -- -D warnings
 #   6. .venv/bin/pytest tests/compat      real clients against target/debug/strom
 #

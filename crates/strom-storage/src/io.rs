@@ -144,19 +144,24 @@ impl StdFile {
         })
     }
 
+    /// The file's length, asked of the file system only when not known.
+    fn known_len(&mut self) -> io::Result<u64> {
+        match self.len {
+            Some(len) => Ok(len),
+            None => {
+                let len = self.file.metadata()?.len();
+                self.len = Some(len);
+                Ok(len)
+            }
+        }
+    }
+
     /// Reserves blocks ahead of an append of `bytes` when the file is large
     /// enough and the reservation would not cover it. Best effort: a file
     /// system without `fallocate` turns reservations off for this file; any
     /// other failure (a full disk) is left for the write itself to report.
     fn reserve_ahead(&mut self, bytes: u64) -> io::Result<()> {
-        let len = match self.len {
-            Some(len) => len,
-            None => {
-                let len = self.file.metadata()?.len();
-                self.len = Some(len);
-                len
-            }
-        };
+        let len = self.known_len()?;
         let end = len + bytes;
         if !self.reserve || end <= self.reserved_to || len < RESERVE_FROM_BYTES {
             return Ok(());
@@ -212,7 +217,7 @@ impl SegmentFile for StdFile {
         if self.reserved_to == 0 {
             return Ok(());
         }
-        let len = self.file.metadata()?.len();
+        let len = self.known_len()?;
         self.set_len(len)
     }
     fn shared_file(&self) -> Option<Arc<File>> {

@@ -109,12 +109,12 @@ impl PartitionRecords {
         out: &mut Vec<ConsumerRecord>,
     ) -> Result<usize, ConsumerError> {
         let start = out.len();
-        while out.len() - start < max {
-            let room = max - (out.len() - start);
+        let room = |out: &Vec<ConsumerRecord>| max - (out.len() - start);
+        while room(out) > 0 {
             if self.decoded.is_empty() {
                 // A batch that fits is decoded straight into `out`; one that
                 // does not goes to `decoded`, which the next calls drain.
-                match self.decode_next_batch(out, room) {
+                match self.decode_next_batch(out, room(out)) {
                     Ok(true) => {}
                     Ok(false) => break,
                     // The error comes back on the next call, before any later record.
@@ -122,7 +122,7 @@ impl PartitionRecords {
                     Err(e) => return Err(e),
                 }
             }
-            let n = self.decoded.len().min(max - (out.len() - start));
+            let n = self.decoded.len().min(room(out));
             out.extend(self.decoded.drain(..n));
         }
         Ok(out.len() - start)
