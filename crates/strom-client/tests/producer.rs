@@ -446,3 +446,123 @@ async fn idempotent_sends_after_a_rejected_batch_still_succeed() {
     assert_eq!(offsets, (2..21).collect::<Vec<i64>>());
     producer.close().await;
 }
+
+/// Forwards connections from `listener` to `upstream`, writes down how many
+/// partitions each Produce request carries, and holds each Produce answer
+/// back for `delay` (a broker slow to acknowledge).
+async fn produce_recording_proxy(
+    listener: tokio::net::TcpListener,
+    upstream: std::net::SocketAddr,
+    delay: Duration,
+    sizes: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+) {
+    use strom_protocol::header::RequestHeader;
+    use strom_protocol::messages::{ApiVersion, DecodeLimits, KafkaDecode, ProduceRequest};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn frame(r: &mut (impl AsyncReadExt + Unpin)) -> Option<Vec<u8>> {
+        let mut len = [0u8; 4];
+        r.read_exact(&mut len).await.ok()?;
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        r.read_exact(&mut body).await.ok()?;
+        Some(body)
+    }
+    async fn send(w: &mut (impl AsyncWriteExt + Unpin), body: &[u8]) -> Option<()> {
+        w.write_all(&(body.len() as u32).to_be_bytes()).await.ok()?;
+        w.write_all(body).await.ok()
+    }
+
+    while let Ok((client, _)) = listener.accept().await {
+        let Ok(broker) = tokio::net::TcpStream::connect(upstream).await else {
+            return;
+        };
+        let (mut client_r, mut client_w) = client.into_split();
+        let (mut broker_r, mut broker_w) = broker.into_split();
+        let produce_ids = std::sync::Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let (ids, sizes) = (produce_ids.clone(), sizes.clone());
+        tokio::spawn(async move {
+            while let Some(body) = frame(&mut client_r).await {
+                let (header, at) = RequestHeader::parse(&body).expect("request header");
+                if header.api_key == 0 {
+                    let request = ProduceRequest::decode_from_bytes(
+                        Bytes::copy_from_slice(&body[at..]),
+                        ApiVersion::new(header.api_version),
+                        DecodeLimits::default(),
+                    )
+                    .expect("produce request");
+                    let partitions = request
+                        .topic_data
+                        .iter()
+                        .map(|t| t.partition_data.len())
+                        .sum();
+                    sizes.lock().unwrap().push(partitions);
+                    ids.lock().unwrap().insert(header.correlation_id);
+                }
+                if send(&mut broker_w, &body).await.is_none() {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(body) = frame(&mut broker_r).await {
+                let id = i32::from_be_bytes(body[..4].try_into().expect("correlation id"));
+                if produce_ids.lock().unwrap().remove(&id) {
+                    tokio::time::sleep(delay).await;
+                }
+                if send(&mut client_w, &body).await.is_none() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_wait_for_a_free_request_slot_and_leave_together() {
+    // The broker advertises a proxy that answers Produce requests slowly.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let advertised = format!("PLAINTEXT://{}", listener.local_addr().unwrap());
+    let b = common::start_with(&[("advertised.listeners", advertised.as_str())]).await;
+    let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    tokio::spawn(produce_recording_proxy(
+        listener,
+        b.broker.local_addr(),
+        Duration::from_millis(30),
+        sizes.clone(),
+    ));
+    common::create_topic(&b.bootstrap, "grouped", 4).await;
+    let producer = Producer::new(config(
+        &b.bootstrap,
+        &[
+            ("linger.ms", "0"),
+            ("max.in.flight.requests.per.connection", "2"),
+        ],
+    ))
+    .await
+    .unwrap();
+    // One record per millisecond, partitions in turn: each is a ready batch
+    // of its own the moment it is sent.
+    let mut futures = Vec::new();
+    for i in 0..200 {
+        let record = ProducerRecord::new("grouped")
+            .partition(i % 4)
+            .value(format!("value-{i}"));
+        futures.push(producer.send(record));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for f in futures {
+        tokio::time::timeout(common::TIMEOUT, f)
+            .await
+            .expect("acknowledged in time")
+            .expect("acknowledged");
+    }
+    producer.close().await;
+    let sizes = sizes.lock().unwrap().clone();
+    let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+    // A request per batch as it became ready would carry one partition each.
+    assert!(
+        mean >= 2.5,
+        "{} requests carrying {mean:.2} partitions on average: {sizes:?}",
+        sizes.len()
+    );
+}

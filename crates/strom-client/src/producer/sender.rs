@@ -8,7 +8,7 @@
 //! abortable (or the producer fenced); once the transaction cannot commit,
 //! batches not yet sent fail instead of being sent.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,6 +43,7 @@ pub(crate) enum Command {
 
 enum Event {
     Produced {
+        node: i32,
         batches: Vec<Batch>,
         result: Result<ProduceResponse, ClientError>,
     },
@@ -77,6 +78,11 @@ pub(crate) struct Sender {
     txn: Option<Arc<TransactionManager>>,
     /// An AddPartitionsToTxn is in flight (classic protocol; one at a time).
     add_in_flight: bool,
+    /// Produce requests sent to each broker and not yet answered. A broker
+    /// at `max.in.flight.requests.per.connection` is not drained for: its
+    /// batches wait in the accumulator and leave together, one per partition
+    /// in one request, when an answer frees a slot (as in Kafka's sender).
+    requests: HashMap<i32, usize>,
 }
 
 impl Sender {
@@ -109,6 +115,7 @@ impl Sender {
             events_rx,
             txn,
             add_in_flight: false,
+            requests: HashMap::new(),
         }
     }
 
@@ -226,14 +233,17 @@ impl Sender {
         loop {
             let cluster = self.cluster.clone();
             let txn = self.txn.clone();
-            let batches = self
-                .acc
-                .drain(now, self.config.max_in_flight, self.identity, |t, p| {
-                    let allowed = txn
-                        .as_ref()
-                        .is_none_or(|txn| txn.with(|s| s.send_allowed(&(t.to_string(), p))));
-                    allowed.then(|| cluster.leader(t, p)).flatten()
-                });
+            let requests = &self.requests;
+            let max_in_flight = self.config.max_in_flight;
+            let batches = self.acc.drain(now, max_in_flight, self.identity, |t, p| {
+                let allowed = txn
+                    .as_ref()
+                    .is_none_or(|txn| txn.with(|s| s.send_allowed(&(t.to_string(), p))));
+                allowed
+                    .then(|| cluster.leader(t, p))
+                    .flatten()
+                    .filter(|node| requests.get(node).copied().unwrap_or(0) < max_in_flight)
+            });
             if batches.is_empty() {
                 break;
             }
@@ -415,6 +425,7 @@ impl Sender {
     }
 
     async fn send_to(&mut self, node: i32, batches: Vec<Batch>) {
+        *self.requests.entry(node).or_default() += 1;
         let mut req = ProduceRequest::default();
         req.acks = self.config.acks.wire();
         req.transactional_id = self
@@ -451,6 +462,7 @@ impl Sender {
             Ok(c) => c,
             Err(e) => {
                 self.on_event(Event::Produced {
+                    node,
                     batches,
                     result: Err(e),
                 });
@@ -460,17 +472,26 @@ impl Sender {
         if self.config.acks == Acks::None {
             let result = conn.send_oneway(&req).await;
             let result = result.map(|()| ProduceResponse::default());
-            self.on_event(Event::Produced { batches, result });
+            self.on_event(Event::Produced {
+                node,
+                batches,
+                result,
+            });
             return;
         }
         match conn.dispatch_at_most(&req, max_version).await {
             Ok(pending) => {
                 tokio::spawn(async move {
                     let result = pending.wait().await;
-                    let _ = tx.send(Event::Produced { batches, result });
+                    let _ = tx.send(Event::Produced {
+                        node,
+                        batches,
+                        result,
+                    });
                 });
             }
             Err(e) => self.on_event(Event::Produced {
+                node,
                 batches,
                 result: Err(e),
             }),
@@ -489,7 +510,14 @@ impl Sender {
                     self.metadata_retry_at = Some(Instant::now() + self.config.retry_backoff);
                 }
             }
-            Event::Produced { batches, result } => {
+            Event::Produced {
+                node,
+                batches,
+                result,
+            } => {
+                if let Some(n) = self.requests.get_mut(&node) {
+                    *n = n.saturating_sub(1);
+                }
                 for b in batches {
                     let outcome = match &result {
                         Err(e) => Err(e.clone()),
