@@ -5,7 +5,8 @@
 //! single replica the high watermark reaches the log end offset once an append
 //! is durable by the topic's flush policy, and only then is `acks=all` answered.
 
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::future::Future;
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -88,11 +89,70 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Effective topic configs; replaced when configs change.
     config: RwLock<Arc<TopicConfig>>,
-    /// Serializes fsyncs; producers that queue behind a running fsync usually
-    /// find their data covered by it (group commit).
+    /// Serializes full flushes; callers that queue behind a running one
+    /// usually find their offset covered by it.
     flush_lock: tokio::sync::Mutex<()>,
+    /// The broker's records-sync rounds (`flush.messages`), shared by every
+    /// partition it hosts.
+    rounds: Arc<SyncRounds>,
     /// Log end offset covered by the last completed fsync.
     flushed_offset: AtomicI64,
+}
+
+/// Group commit for `flush.messages`, across the partitions of one broker.
+///
+/// Records syncs run in rounds, one round at a time: a round fdatasyncs, in
+/// parallel, every partition that asked for a sync before it began, and
+/// appends made while it runs wait for the next round. A round lasts about as
+/// long as its slowest sync, so each partition's sync covers a round's worth
+/// of appends (fewer, larger syncs than one per partition as soon as its
+/// previous sync returns), and the partitions of one produce request become
+/// durable in the same round instead of one after another.
+#[derive(Default)]
+pub struct SyncRounds {
+    /// Partitions that asked for a sync the running round does not cover.
+    waiting: std::sync::Mutex<Vec<Arc<Partition>>>,
+    /// Held by whoever runs a round (the first waiter not covered by the
+    /// previous one).
+    round: Arc<tokio::sync::Mutex<()>>,
+    /// Rounds run so far.
+    count: AtomicU64,
+}
+
+impl SyncRounds {
+    fn ask(&self, partition: &Arc<Partition>) {
+        let mut waiting = self.waiting.lock().expect("sync rounds lock");
+        if !waiting.iter().any(|p| Arc::ptr_eq(p, partition)) {
+            waiting.push(partition.clone());
+        }
+    }
+
+    /// The partitions of the round about to start: every one that asked,
+    /// plus `leader`.
+    fn members(&self, leader: &Arc<Partition>) -> Vec<Arc<Partition>> {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut members = std::mem::take(&mut *self.waiting.lock().expect("sync rounds lock"));
+        if !members.iter().any(|p| Arc::ptr_eq(p, leader)) {
+            members.push(leader.clone());
+        }
+        members
+    }
+
+    /// Rounds run so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// One partition's part of a sync round.
+enum RoundSync {
+    /// The fdatasync running on the blocking pool, and the log end offset it covers.
+    Running(
+        tokio::task::JoinHandle<Result<(), strom_storage::StorageError>>,
+        i64,
+    ),
+    /// Already over (the log could not hand out its files, or failed).
+    Done(Result<(), PartitionError>),
 }
 
 fn append_error(e: AppendError) -> PartitionError {
@@ -139,6 +199,7 @@ impl Partition {
         log: PartitionLog,
         leader_epoch: i32,
         config: Arc<TopicConfig>,
+        rounds: Arc<SyncRounds>,
     ) -> Self {
         let leo = log.log_end_offset();
         Partition {
@@ -152,6 +213,7 @@ impl Partition {
             high_watermark: AtomicI64::new(leo),
             config: RwLock::new(config),
             flush_lock: tokio::sync::Mutex::new(()),
+            rounds,
             flushed_offset: AtomicI64::new(leo),
         }
     }
@@ -253,7 +315,11 @@ impl Partition {
 
     /// Appends one produce request's records. Returns once the append is
     /// durable by the topic's flush policy and the high watermark covers it.
-    pub async fn append(&self, records: &Bytes, now_ms: i64) -> Result<Appended, PartitionError> {
+    pub async fn append(
+        self: &Arc<Self>,
+        records: &Bytes,
+        now_ms: i64,
+    ) -> Result<Appended, PartitionError> {
         let pending = self.append_unacknowledged(records, now_ms)?;
         self.acknowledge(pending).await
     }
@@ -278,7 +344,7 @@ impl Partition {
     /// producer sequences are not checked, the producer epoch is. Returns
     /// like [`Partition::append`].
     pub async fn append_from_coordinator(
-        &self,
+        self: &Arc<Self>,
         records: &Bytes,
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
@@ -333,43 +399,97 @@ impl Partition {
     /// The second half of [`Partition::append`]: makes the append durable if
     /// the topic's flush policy asks for it, then moves the high watermark
     /// over it (with one replica, that is when `acks=all` is satisfied).
-    pub async fn acknowledge(&self, pending: PendingAppend) -> Result<Appended, PartitionError> {
+    ///
+    /// The sync is asked for when this is called, not when the future is
+    /// first polled, so that a request's partitions, acknowledged together,
+    /// join the same sync round.
+    pub fn acknowledge(
+        self: &Arc<Self>,
+        pending: PendingAppend,
+    ) -> impl Future<Output = Result<Appended, PartitionError>> + Send + 'static {
         if let Some(offset) = pending.flush_to {
-            self.flush_records_through(offset).await?;
+            if self.flushed_offset.load(Ordering::Acquire) <= offset {
+                self.rounds.ask(self);
+            }
         }
-        self.advance_high_watermark(pending.log_end_offset);
-        Ok(pending.appended)
+        let partition = self.clone();
+        async move {
+            if let Some(offset) = pending.flush_to {
+                partition.flush_records_through(offset).await?;
+            }
+            partition.advance_high_watermark(pending.log_end_offset);
+            Ok(pending.appended)
+        }
     }
 
     fn advance_high_watermark(&self, to: i64) {
         self.high_watermark.fetch_max(to, Ordering::AcqRel);
     }
 
-    /// Makes every record up to `offset` durable for `flush.messages`,
-    /// sharing one fdatasync among concurrent callers (group commit): the
-    /// files are synced without the log's lock, so producers keep appending
-    /// meanwhile and the next sync covers all of them. Indexes and the
-    /// recovery point wait for the next full flush ([`Partition::flush_through`]).
-    pub async fn flush_records_through(&self, offset: i64) -> Result<(), PartitionError> {
+    /// Makes every record up to `offset` durable for `flush.messages`, in
+    /// the broker's next sync round ([`SyncRounds`]). The files are synced
+    /// without the log's lock, so producers keep appending meanwhile. Indexes
+    /// and the recovery point wait for the next full flush
+    /// ([`Partition::flush_through`]).
+    pub async fn flush_records_through(
+        self: &Arc<Self>,
+        offset: i64,
+    ) -> Result<(), PartitionError> {
         if self.flushed_offset.load(Ordering::Acquire) > offset {
             return Ok(());
         }
-        let _turn = self.flush_lock.lock().await;
+        self.rounds.ask(self);
+        let round = self.rounds.round.clone().lock_owned().await;
         if self.flushed_offset.load(Ordering::Acquire) > offset {
             return Ok(());
         }
+        // Not covered by the rounds so far: run one for everyone waiting. It
+        // runs as a task of its own, so a caller that goes away cannot leave
+        // files taken for syncing but not synced.
+        let leader = self.clone();
+        let rounds = self.rounds.clone();
+        tokio::spawn(async move {
+            let _round = round;
+            let members = rounds.members(&leader);
+            let started: Vec<RoundSync> = members.iter().map(|p| p.start_records_sync()).collect();
+            let mut own = Ok(());
+            for (partition, sync) in members.iter().zip(started) {
+                let result = partition.finish_records_sync(sync).await;
+                if Arc::ptr_eq(partition, &leader) {
+                    own = result;
+                }
+            }
+            own
+        })
+        .await
+        .map_err(|e| PartitionError::new(ErrorCode::KafkaStorageError, e.to_string()))?
+    }
+
+    /// Takes what a records sync must fdatasync and starts it on the
+    /// blocking pool.
+    fn start_records_sync(&self) -> RoundSync {
         let taken = self
             .log
             .write()
             .expect("log lock")
-            .take_records_sync(crate::state::now_ms())
-            .map_err(storage_error)?;
-        let Some(sync) = taken else {
+            .take_records_sync(crate::state::now_ms());
+        match taken {
+            Err(e) => RoundSync::Done(Err(storage_error(e))),
             // The files cannot be shared (fault injection): a full flush.
-            return self.flush_locked();
+            Ok(None) => RoundSync::Done(self.flush_locked()),
+            Ok(Some(sync)) => {
+                let covered = sync.log_end_offset;
+                RoundSync::Running(tokio::task::spawn_blocking(move || sync.run()), covered)
+            }
+        }
+    }
+
+    async fn finish_records_sync(&self, sync: RoundSync) -> Result<(), PartitionError> {
+        let (running, covered) = match sync {
+            RoundSync::Done(result) => return result,
+            RoundSync::Running(running, covered) => (running, covered),
         };
-        let covered = sync.log_end_offset;
-        let synced = tokio::task::spawn_blocking(move || sync.run())
+        let synced = running
             .await
             .map_err(|e| PartitionError::new(ErrorCode::KafkaStorageError, e.to_string()))?;
         if let Err(e) = synced {
@@ -393,7 +513,7 @@ impl Partition {
         self.flush_locked()
     }
 
-    /// A full flush; the caller holds `flush_lock`.
+    /// A full flush; callers that share it among themselves hold `flush_lock`.
     fn flush_locked(&self) -> Result<(), PartitionError> {
         let covered = tokio::task::block_in_place(|| {
             let mut log = self.log.write().expect("log lock");
@@ -558,4 +678,99 @@ fn recompress(
         ));
     }
     Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use strom_protocol::records::{Compression, RecordBatchBuilder};
+
+    use super::*;
+    use crate::group::tests::Node;
+
+    fn batch(value: &str) -> Bytes {
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder.push(
+            crate::state::now_ms(),
+            None,
+            Some(Bytes::copy_from_slice(value.as_bytes())),
+            Vec::new(),
+        );
+        builder.build().expect("batch").freeze()
+    }
+
+    fn fsync_topic(node: &Node, name: &str, partitions: i32) -> Vec<Arc<Partition>> {
+        let configs = BTreeMap::from([("flush.messages".to_owned(), "1".to_owned())]);
+        crate::admin::create_topic(&node.state, name, partitions, 1, configs, false)
+            .expect("create topic");
+        (0..partitions)
+            .map(|i| node.state.replicas.get(name, i).expect("partition"))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn partitions_acknowledged_together_are_synced_in_one_round() {
+        let node = Node::start(1);
+        let partitions = fsync_topic(&node, "durable", 3);
+        let rounds = &node.state.replicas.sync_rounds();
+        let before = rounds.count();
+        let now = crate::state::now_ms();
+        let pending: Vec<_> = partitions
+            .iter()
+            .map(|p| {
+                let pending = p.append_unacknowledged(&batch("v"), now).expect("append");
+                assert!(pending.needs_flush(), "flush.messages=1 syncs every append");
+                p.acknowledge(pending)
+            })
+            .collect();
+        for (p, acknowledged) in partitions.iter().zip(pending) {
+            let appended = acknowledged.await.expect("acknowledged");
+            assert_eq!(appended.base_offset, 0);
+            assert_eq!(p.high_watermark(), 1);
+            assert_eq!(p.flushed_offset.load(Ordering::Acquire), 1);
+        }
+        assert_eq!(
+            rounds.count() - before,
+            1,
+            "one round for the three partitions"
+        );
+
+        // Appends already covered by a finished round ask for none.
+        let again = partitions[0].flush_records_through(0).await;
+        assert!(again.is_ok());
+        assert_eq!(rounds.count() - before, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_appends_share_rounds_and_every_one_becomes_durable() {
+        let node = Node::start(1);
+        let partitions = fsync_topic(&node, "busy", 4);
+        let rounds = node.state.replicas.sync_rounds();
+        let before = rounds.count();
+        let mut tasks = Vec::new();
+        for producer in 0..8 {
+            let partitions = partitions.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    let p = &partitions[(producer + i) % partitions.len()];
+                    let value = format!("{producer}-{i}");
+                    p.append(&batch(&value), crate::state::now_ms())
+                        .await
+                        .expect("append");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("producer");
+        }
+        let total: i64 = partitions.iter().map(|p| p.high_watermark()).sum();
+        assert_eq!(total, 200);
+        for p in &partitions {
+            assert_eq!(p.flushed_offset.load(Ordering::Acquire), p.log_end_offset());
+        }
+        let run = rounds.count() - before;
+        // Eight producers waiting at once share rounds.
+        assert!((1..200).contains(&run), "{run} rounds for 200 appends");
+    }
 }

@@ -12,7 +12,7 @@ use strom_controller::{ClusterImage, TopicId};
 use strom_storage::PartitionLog;
 
 use crate::config::{BrokerConfig, TopicConfig};
-use crate::partition::Partition;
+use crate::partition::{Partition, SyncRounds};
 use crate::state::now_ms;
 
 const PARTITION_METADATA: &str = "partition.metadata";
@@ -25,6 +25,8 @@ pub struct ReplicaManager {
     /// Whether the previous run closed every log cleanly (no recovery needed).
     clean_shutdown: bool,
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// Group commit for `flush.messages`, shared by every partition.
+    rounds: Arc<SyncRounds>,
 }
 
 fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
@@ -73,6 +75,7 @@ impl ReplicaManager {
             node_id,
             clean_shutdown,
             partitions: RwLock::new(HashMap::new()),
+            rounds: Arc::default(),
         })
     }
 
@@ -83,6 +86,11 @@ impl ReplicaManager {
             .expect("partitions lock")
             .get(&(topic.to_owned(), partition))
             .cloned()
+    }
+
+    /// The broker's `flush.messages` sync rounds.
+    pub fn sync_rounds(&self) -> Arc<SyncRounds> {
+        self.rounds.clone()
     }
 
     /// Every hosted partition.
@@ -154,6 +162,7 @@ impl ReplicaManager {
                     log,
                     registration.leader_epoch,
                     config.clone(),
+                    self.rounds.clone(),
                 );
                 partitions.insert(key, Arc::new(partition));
             }

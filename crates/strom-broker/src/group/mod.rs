@@ -12,4 +12,4 @@ pub mod records;
 pub mod txn_offsets;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

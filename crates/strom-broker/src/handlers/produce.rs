@@ -212,8 +212,8 @@ async fn answer(
         .flatten()
         .filter_map(|(_, slot)| match slot {
             Slot::Written(p, pending) => {
-                let (p, pending) = (p.clone(), pending.take()?);
-                Some(async move { p.acknowledge(pending).await })
+                let pending = pending.take()?;
+                Some(p.acknowledge(pending))
             }
             Slot::Done(_) => None,
         })
