@@ -6,7 +6,7 @@
 //! is durable by the topic's flush policy, and only then is `acks=all` answered.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -97,50 +97,103 @@ pub struct Partition {
     rounds: Arc<SyncRounds>,
     /// Log end offset covered by the last completed fsync.
     flushed_offset: AtomicI64,
+    /// The last records sync that failed: its round and error.
+    sync_failure: std::sync::Mutex<Option<(u64, PartitionError)>>,
 }
 
 /// Group commit for `flush.messages`, across the partitions of one broker.
 ///
 /// Records syncs run in rounds, one round at a time: a round fdatasyncs, in
 /// parallel, every partition that asked for a sync before it began, and
-/// appends made while it runs wait for the next round. A round lasts about as
-/// long as its slowest sync, so each partition's sync covers a round's worth
-/// of appends (fewer, larger syncs than one per partition as soon as its
-/// previous sync returns), and the partitions of one produce request become
-/// durable in the same round instead of one after another.
-#[derive(Default)]
+/// partitions that ask while it runs wait for the next one, which starts as
+/// soon as it ends. A round lasts about as long as its slowest sync, so each
+/// partition's sync covers a round's worth of appends (fewer, larger syncs
+/// than one per partition as soon as its previous sync returns), and the
+/// partitions of one produce request become durable in the same round instead
+/// of one after another. Rounds run as tasks of their own: a waiter that goes
+/// away cannot leave files taken for syncing but unsynced.
 pub struct SyncRounds {
-    /// Partitions that asked for a sync the running round does not cover.
-    waiting: std::sync::Mutex<Vec<Arc<Partition>>>,
-    /// Held by whoever runs a round (the first waiter not covered by the
-    /// previous one).
-    round: Arc<tokio::sync::Mutex<()>>,
-    /// Rounds run so far.
-    count: AtomicU64,
+    state: std::sync::Mutex<RoundState>,
+    /// Number of the last finished round (rounds are numbered from 1).
+    finished: tokio::sync::watch::Sender<u64>,
+}
+
+struct RoundState {
+    /// Partitions that asked for a sync no round has taken yet.
+    waiting: Vec<Arc<Partition>>,
+    /// Number of the next round to start.
+    next: u64,
+    /// Whether a round is running.
+    running: bool,
+}
+
+impl Default for SyncRounds {
+    fn default() -> Self {
+        SyncRounds {
+            state: std::sync::Mutex::new(RoundState {
+                waiting: Vec::new(),
+                next: 1,
+                running: false,
+            }),
+            finished: tokio::sync::watch::channel(0).0,
+        }
+    }
 }
 
 impl SyncRounds {
-    fn ask(&self, partition: &Arc<Partition>) {
-        let mut waiting = self.waiting.lock().expect("sync rounds lock");
-        if !waiting.iter().any(|p| Arc::ptr_eq(p, partition)) {
-            waiting.push(partition.clone());
+    /// Asks for `partition`'s appends so far to be synced; returns the
+    /// number of the round that syncs them. Nothing starts before
+    /// [`SyncRounds::finished`] is awaited, so that the partitions of one
+    /// request, which all ask before any waits, join the same round.
+    fn ask(&self, partition: &Arc<Partition>) -> u64 {
+        let mut state = self.state.lock().expect("sync rounds lock");
+        if !state.waiting.iter().any(|p| Arc::ptr_eq(p, partition)) {
+            state.waiting.push(partition.clone());
+        }
+        state.next
+    }
+
+    /// Runs rounds while partitions are waiting.
+    async fn run(self: Arc<Self>) {
+        loop {
+            let (round, members) = {
+                let mut state = self.state.lock().expect("sync rounds lock");
+                if state.waiting.is_empty() {
+                    state.running = false;
+                    return;
+                }
+                let round = state.next;
+                state.next += 1;
+                (round, std::mem::take(&mut state.waiting))
+            };
+            let started: Vec<RoundSync> = members.iter().map(|p| p.start_records_sync()).collect();
+            for (partition, sync) in members.iter().zip(started) {
+                if let Err(e) = partition.finish_records_sync(sync).await {
+                    *partition.sync_failure.lock().expect("sync failure lock") = Some((round, e));
+                }
+            }
+            self.finished.send_replace(round);
         }
     }
 
-    /// The partitions of the round about to start: every one that asked,
-    /// plus `leader`.
-    fn members(&self, leader: &Arc<Partition>) -> Vec<Arc<Partition>> {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let mut members = std::mem::take(&mut *self.waiting.lock().expect("sync rounds lock"));
-        if !members.iter().any(|p| Arc::ptr_eq(p, leader)) {
-            members.push(leader.clone());
+    /// Waits until round `round` has finished, starting rounds if none is
+    /// running.
+    async fn finished(self: &Arc<Self>, round: u64) {
+        {
+            let mut state = self.state.lock().expect("sync rounds lock");
+            if !state.running && !state.waiting.is_empty() {
+                state.running = true;
+                tokio::spawn(self.clone().run());
+            }
         }
-        members
+        let mut finished = self.finished.subscribe();
+        // The sender lives as long as `self`.
+        let _ = finished.wait_for(|done| *done >= round).await;
     }
 
     /// Rounds run so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        *self.finished.borrow()
     }
 }
 
@@ -215,6 +268,7 @@ impl Partition {
             flush_lock: tokio::sync::Mutex::new(()),
             rounds,
             flushed_offset: AtomicI64::new(leo),
+            sync_failure: std::sync::Mutex::new(None),
         }
     }
 
@@ -407,15 +461,14 @@ impl Partition {
         self: &Arc<Self>,
         pending: PendingAppend,
     ) -> impl Future<Output = Result<Appended, PartitionError>> + Send + 'static {
-        if let Some(offset) = pending.flush_to {
-            if self.flushed_offset.load(Ordering::Acquire) <= offset {
-                self.rounds.ask(self);
-            }
-        }
+        let sync = pending.flush_to.and_then(|offset| {
+            (self.flushed_offset.load(Ordering::Acquire) <= offset)
+                .then(|| (offset, self.rounds.ask(self)))
+        });
         let partition = self.clone();
         async move {
-            if let Some(offset) = pending.flush_to {
-                partition.flush_records_through(offset).await?;
+            if let Some((offset, round)) = sync {
+                partition.records_synced(offset, round).await?;
             }
             partition.advance_high_watermark(pending.log_end_offset);
             Ok(pending.appended)
@@ -438,31 +491,30 @@ impl Partition {
         if self.flushed_offset.load(Ordering::Acquire) > offset {
             return Ok(());
         }
-        self.rounds.ask(self);
-        let round = self.rounds.round.clone().lock_owned().await;
-        if self.flushed_offset.load(Ordering::Acquire) > offset {
-            return Ok(());
-        }
-        // Not covered by the rounds so far: run one for everyone waiting. It
-        // runs as a task of its own, so a caller that goes away cannot leave
-        // files taken for syncing but not synced.
-        let leader = self.clone();
-        let rounds = self.rounds.clone();
-        tokio::spawn(async move {
-            let _round = round;
-            let members = rounds.members(&leader);
-            let started: Vec<RoundSync> = members.iter().map(|p| p.start_records_sync()).collect();
-            let mut own = Ok(());
-            for (partition, sync) in members.iter().zip(started) {
-                let result = partition.finish_records_sync(sync).await;
-                if Arc::ptr_eq(partition, &leader) {
-                    own = result;
+        let round = self.rounds.ask(self);
+        self.records_synced(offset, round).await
+    }
+
+    /// Waits for round `round`, asked for when the records up to `offset`
+    /// were already appended, and says whether it made them durable.
+    async fn records_synced(
+        self: &Arc<Self>,
+        offset: i64,
+        mut round: u64,
+    ) -> Result<(), PartitionError> {
+        loop {
+            self.rounds.finished(round).await;
+            if self.flushed_offset.load(Ordering::Acquire) > offset {
+                return Ok(());
+            }
+            if let Some((failed, e)) = &*self.sync_failure.lock().expect("sync failure lock") {
+                if *failed >= round {
+                    return Err(e.clone());
                 }
             }
-            own
-        })
-        .await
-        .map_err(|e| PartitionError::new(ErrorCode::KafkaStorageError, e.to_string()))?
+            // Not reached: the round took this partition after the append.
+            round = self.rounds.ask(self);
+        }
     }
 
     /// Takes what a records sync must fdatasync and starts it on the
