@@ -28,6 +28,9 @@ ratios the performance targets are judged by.
           against a broker with queued.max.request.bytes=--overload-limit; its VmRSS is sampled
           every 100 ms and its peak compared with the limit.
 
+Before each shape the suite calls sync(2) and waits SETTLE_S seconds, so that no shape runs while the
+kernel writes back what an earlier one (or fio) left dirty.
+
 Every broker is `strom server` (--strom, else $STROM_BIN, else target/release/strom) on a free
 port of 127.0.0.1 with a fresh data directory under --dir (default: a scratch directory under
 target/, so on the project's disk; removed at the end unless --keep). Shapes a-e share one
@@ -73,6 +76,8 @@ KIB = 1024
 MIB = 2**20
 GIB = 2**30
 ALL_SHAPES = ["limits", "a", "b", "c", "d", "e", "f", "g", "h"]
+
+SETTLE_S = 2  # pause after the sync(2) that starts every shape
 
 NO_FSYNC = "no fsync per message (broker default: the OS flushes)"
 FSYNC = "fsync before acknowledgement (topic flush.messages=1, group commit)"
@@ -758,8 +763,14 @@ class Suite:
 
     def run_shape(self, key: str, title: str, durability: str, fn) -> None:
         print(f"== {key}: {title}", flush=True)
+        # Each shape starts with nothing left for the kernel to write back from the one before (fio's files,
+        # the previous shape's records), so its figures do not depend on the order the shapes run in.
+        settle_start = time.monotonic()
+        os.sync()
+        time.sleep(SETTLE_S)
         started = time.monotonic()
-        entry = {"title": title, "durability": durability, "status": "interrupted"}
+        entry = {"title": title, "durability": durability, "status": "interrupted",
+                 "settle_seconds": round(started - settle_start, 1)}
         self.results["shapes"][key] = entry
         try:
             entry.update(fn())
