@@ -164,6 +164,8 @@ pub(crate) struct Accumulator {
     pub sequence_gap: bool,
     /// Batches carry the transactional attribute (`transactional.id` is set).
     transactional: bool,
+    /// Where the next drain starts among the partitions (see [`Accumulator::drain`]).
+    drain_start: usize,
 }
 
 impl Accumulator {
@@ -183,6 +185,7 @@ impl Accumulator {
             delivery_timeout,
             sequence_gap: false,
             transactional,
+            drain_start: 0,
         }
     }
 
@@ -355,16 +358,29 @@ impl Accumulator {
 
     /// Takes the next sendable batch of each partition whose leader `leader_of`
     /// knows, up to `max_in_flight` per partition (one at a time while retrying),
-    /// assigning sequence numbers to first sends when `identity` is set.
+    /// assigning sequence numbers to first sends when `identity` is set. What
+    /// goes to one broker stays within `max_request_size` (`max.request.size`;
+    /// a first batch always goes), as in Kafka's drain; the next drain starts
+    /// at the first partition left out, so that every partition gets its turn.
     pub fn drain(
         &mut self,
         now: Instant,
         max_in_flight: usize,
+        max_request_size: usize,
         identity: Option<ProducerIdentity>,
         mut leader_of: impl FnMut(&str, i32) -> Option<i32>,
     ) -> Vec<(i32, Batch)> {
         let mut out = Vec::new();
-        for ((topic, partition), q) in self.partitions.iter_mut() {
+        let mut queues: Vec<_> = self.partitions.iter_mut().collect();
+        if queues.is_empty() {
+            return out;
+        }
+        let count = queues.len();
+        let start = self.drain_start % count;
+        queues.rotate_left(start);
+        let mut request_bytes: HashMap<i32, usize> = HashMap::new();
+        let mut first_left_out = None;
+        for (i, ((topic, partition), q)) in queues.into_iter().enumerate() {
             let limit = if q.retrying { 1 } else { max_in_flight };
             if q.in_flight >= limit {
                 continue;
@@ -375,9 +391,15 @@ impl Accumulator {
             if front.retry_at.is_some_and(|t| now < t) {
                 continue;
             }
+            let size = front.bytes.as_ref().map_or(front.size_bytes, Bytes::len);
             let Some(leader) = leader_of(topic, *partition) else {
                 continue;
             };
+            let request = request_bytes.entry(leader).or_default();
+            if *request > 0 && *request + size > max_request_size {
+                first_left_out.get_or_insert(i);
+                continue;
+            }
             let mut batch = q.queue.pop_front().expect("front exists");
             if identity.is_some() && batch.base_sequence.is_none() {
                 batch.base_sequence = Some(q.next_sequence);
@@ -389,8 +411,12 @@ impl Accumulator {
                 batch.fail(e);
                 continue;
             }
+            *request += batch.bytes.as_ref().map_or(size, Bytes::len);
             q.in_flight += 1;
             out.push((leader, batch));
+        }
+        if let Some(i) = first_left_out {
+            self.drain_start = (start + i) % count;
         }
         out
     }
@@ -501,5 +527,66 @@ impl Accumulator {
             }
         }
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// An accumulator holding `batches` sealed batches of one 300-byte record
+    /// for each of `partitions` partitions of topic "t".
+    fn filled(partitions: i32, batches: usize) -> Accumulator {
+        let mut acc = Accumulator::new(
+            16384,
+            Duration::ZERO,
+            Compression::None,
+            Duration::from_secs(60),
+            false,
+        );
+        let now = Instant::now();
+        for _ in 0..batches {
+            for partition in 0..partitions {
+                let (tx, _rx) = oneshot::channel();
+                let record = ProducerRecord::new("t").value(vec![b'x'; 300]);
+                acc.append(partition, record, 0, Responder::new(tx), now);
+            }
+            acc.seal_ready(now, true);
+        }
+        acc
+    }
+
+    #[test]
+    fn a_drain_keeps_within_max_request_size_and_the_next_starts_where_it_stopped() {
+        let mut acc = filled(6, 2);
+        let estimate = acc.partitions.values().next().unwrap().queue[0].size_bytes;
+        // Room for two batches per request.
+        let limit = estimate * 5 / 2;
+        let mut taken = Vec::new();
+        for drain in 0..3 {
+            let drained = acc.drain(Instant::now(), 5, limit, None, |_, _| Some(1));
+            let bytes: usize = drained
+                .iter()
+                .map(|(_, b)| b.bytes.as_ref().unwrap().len())
+                .sum();
+            assert_eq!(drained.len(), 2, "drain {drain}");
+            assert!(bytes <= limit, "drain {drain}: {bytes} bytes over {limit}");
+            taken.extend(drained.into_iter().map(|(_, b)| b.partition));
+        }
+        // Each partition's first batch before any partition's second.
+        taken.sort();
+        assert_eq!(taken, (0..6).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_batch_larger_than_max_request_size_still_goes_alone() {
+        let mut acc = filled(3, 1);
+        let drained = acc.drain(Instant::now(), 5, 10, None, |_, _| Some(1));
+        assert_eq!(drained.len(), 1);
+        // Brokers are filled separately.
+        let drained = acc.drain(Instant::now(), 5, 10, None, |_, p| Some(p));
+        assert_eq!(drained.len(), 2);
     }
 }

@@ -235,15 +235,22 @@ impl Sender {
             let txn = self.txn.clone();
             let requests = &self.requests;
             let max_in_flight = self.config.max_in_flight;
-            let batches = self.acc.drain(now, max_in_flight, self.identity, |t, p| {
-                let allowed = txn
-                    .as_ref()
-                    .is_none_or(|txn| txn.with(|s| s.send_allowed(&(t.to_string(), p))));
-                allowed
-                    .then(|| cluster.leader(t, p))
-                    .flatten()
-                    .filter(|node| requests.get(node).copied().unwrap_or(0) < max_in_flight)
-            });
+            let max_request_size = self.config.max_request_size;
+            let batches = self.acc.drain(
+                now,
+                max_in_flight,
+                max_request_size,
+                self.identity,
+                |t, p| {
+                    let allowed = txn
+                        .as_ref()
+                        .is_none_or(|txn| txn.with(|s| s.send_allowed(&(t.to_string(), p))));
+                    allowed
+                        .then(|| cluster.leader(t, p))
+                        .flatten()
+                        .filter(|node| requests.get(node).copied().unwrap_or(0) < max_in_flight)
+                },
+            );
             if batches.is_empty() {
                 break;
             }
