@@ -461,10 +461,9 @@ impl Partition {
         self: &Arc<Self>,
         pending: PendingAppend,
     ) -> impl Future<Output = Result<Appended, PartitionError>> + Send + 'static {
-        let sync = pending.flush_to.and_then(|offset| {
-            (self.flushed_offset.load(Ordering::Acquire) <= offset)
-                .then(|| (offset, self.rounds.ask(self)))
-        });
+        let sync = pending
+            .flush_to
+            .and_then(|offset| Some((offset, self.ask_for_sync(offset)?)));
         let partition = self.clone();
         async move {
             if let Some((offset, round)) = sync {
@@ -479,20 +478,13 @@ impl Partition {
         self.high_watermark.fetch_max(to, Ordering::AcqRel);
     }
 
-    /// Makes every record up to `offset` durable for `flush.messages`, in
-    /// the broker's next sync round ([`SyncRounds`]). The files are synced
-    /// without the log's lock, so producers keep appending meanwhile. Indexes
-    /// and the recovery point wait for the next full flush
-    /// ([`Partition::flush_through`]).
-    pub async fn flush_records_through(
-        self: &Arc<Self>,
-        offset: i64,
-    ) -> Result<(), PartitionError> {
-        if self.flushed_offset.load(Ordering::Acquire) > offset {
-            return Ok(());
-        }
-        let round = self.rounds.ask(self);
-        self.records_synced(offset, round).await
+    /// Asks the broker's next sync round ([`SyncRounds`]) to make every
+    /// record up to `offset` durable for `flush.messages`, unless a finished
+    /// one did; returns the round. The files are synced without the log's
+    /// lock, so producers keep appending meanwhile. Indexes and the recovery
+    /// point wait for the next full flush ([`Partition::flush_through`]).
+    fn ask_for_sync(self: &Arc<Self>, offset: i64) -> Option<u64> {
+        (self.flushed_offset.load(Ordering::Acquire) <= offset).then(|| self.rounds.ask(self))
     }
 
     /// Waits for round `round`, asked for when the records up to `offset`
@@ -789,8 +781,7 @@ mod tests {
         );
 
         // Appends already covered by a finished round ask for none.
-        let again = partitions[0].flush_records_through(0).await;
-        assert!(again.is_ok());
+        assert_eq!(partitions[0].ask_for_sync(0), None);
         assert_eq!(rounds.count() - before, 1);
     }
 
